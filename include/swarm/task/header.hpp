@@ -2,6 +2,7 @@
 // non-generic code (queues, owned-task lists, handles) reaches the typed parts.
 #pragma once
 
+#include <swarm/task/hooks.hpp>
 #include <swarm/task/id.hpp>
 #include <swarm/task/state.hpp>
 #include <swarm/task/waker.hpp>
@@ -40,11 +41,6 @@ struct header {
 
 static_assert(sizeof(header) <= 8 * sizeof(void*));
 
-struct task_meta;
-
-// A callback run for task lifecycle events. Owned by the runtime, which outlives its tasks.
-struct task_hook;
-
 // The cold tail of every cell.
 struct trailer {
   // Links of the owned-task list; touched only under that list's shard lock.
@@ -52,7 +48,8 @@ struct trailer {
   header* owned_next = nullptr;
   // The join waker; access governed by the join_waker bit (see harness.hpp).
   waker join_waker;
-  // Called when the task terminates; null for none. Outlives the task.
+  // Called when the task terminates; null for none. Owned by the runtime, which outlives
+  // its tasks.
   const task_hook* on_terminate = nullptr;
 };
 

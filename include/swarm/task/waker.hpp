@@ -56,6 +56,12 @@ public:
       vt->drop(std::exchange(data_, nullptr));
   }
 
+  // Lets go of the waker without dropping it: for wakers that were never counted.
+  void forget() noexcept {
+    data_ = nullptr;
+    vtable_ = nullptr;
+  }
+
   void* data() const noexcept { return data_; }
   const waker_vtable* vtable() const noexcept { return vtable_; }
 

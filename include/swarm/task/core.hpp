@@ -1,0 +1,215 @@
+// The typed parts of a task cell: the output type, the stage (future / output / consumed),
+// and the cell layout with the offsets the vtable publishes.
+//
+// A cell is one aligned allocation: header | scheduler | identity | stage | trailer, each
+// at an offset computed here, so that non-generic code holding a header* reaches the rest
+// through the vtable and generic code through compile-time constants.
+#pragma once
+
+#include <swarm/detail/config.hpp>
+#include <swarm/task/header.hpp>
+#include <swarm/task/join_error.hpp>
+
+#include <algorithm>
+#include <cassert>
+#include <concepts>
+#include <cstddef>
+#include <new>
+#include <optional>
+#include <source_location>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace swarm::detail {
+
+// The output type of a task that returns nothing.
+struct unit {
+  friend constexpr bool operator==(unit, unit) noexcept { return true; }
+};
+
+// What the task layer calls a future: something polled with a borrowed waker until it
+// returns a value. A pending poll must have arranged for the waker to be woken.
+template <class F>
+concept future = requires(F& f, poll_context& cx) {
+  typename F::output_type;
+  { f.poll(cx) } -> std::same_as<std::optional<typename F::output_type>>;
+};
+
+// A task's result: its value, or the join_error that replaced it. Destroying it may throw
+// when T's destructor may (tasks report that as a panic where Tokio does).
+template <class T>
+class outcome {
+public:
+  outcome(T value) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(true) {
+    ::new (static_cast<void*>(&value_)) T(std::move(value));
+  }
+  outcome(join_error error) noexcept : ok_(false) { ::new (static_cast<void*>(&error_)) join_error(std::move(error)); }
+  outcome(outcome&& other) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(other.ok_) {
+    if (ok_)
+      ::new (static_cast<void*>(&value_)) T(std::move(other.value_));
+    else
+      ::new (static_cast<void*>(&error_)) join_error(std::move(other.error_));
+  }
+  outcome& operator=(outcome&&) = delete;
+  ~outcome() noexcept(std::is_nothrow_destructible_v<T>) {
+    if (ok_)
+      value_.~T();
+    else
+      error_.~join_error();
+  }
+
+  bool has_value() const noexcept { return ok_; }
+  T& value() & noexcept { return assert(ok_), value_; }
+  T&& value() && noexcept { return assert(ok_), std::move(value_); }
+  join_error& error() noexcept { return assert(!ok_), error_; }
+  const join_error& error() const noexcept { return assert(!ok_), error_; }
+
+private:
+  union {
+    T value_;
+    join_error error_;
+  };
+  bool ok_;
+};
+
+// The stage of a task, guarded by the `running` bit until `complete`, then owned by the
+// join handle: the future while it runs, then its outcome, then nothing.
+template <class F>
+class stage {
+public:
+  using output_type = typename F::output_type;
+  enum class tag : unsigned char { running, finished, consumed };
+
+  explicit stage(F&& f) noexcept(std::is_nothrow_move_constructible_v<F>) : tag_(tag::running) {
+    ::new (static_cast<void*>(&future_)) F(std::move(f));
+  }
+  stage(const stage&) = delete;
+  stage& operator=(const stage&) = delete;
+  // The cell destroys the stage explicitly with drop(); nothing may be left by then.
+  ~stage() { assert(tag_ == tag::consumed); }
+
+  tag current() const noexcept { return tag_; }
+
+  F& future() noexcept { return assert(tag_ == tag::running), future_; }
+
+  // Destroys the future or the output, whichever is present. The stage is consumed even
+  // when the destructor throws; the exception propagates.
+  void drop() noexcept(std::is_nothrow_destructible_v<F> && std::is_nothrow_destructible_v<output_type>) {
+    const tag t = std::exchange(tag_, tag::consumed);
+    if (t == tag::running)
+      future_.~F();
+    else if (t == tag::finished)
+      output_.~outcome<output_type>();
+  }
+
+  // Precondition: consumed.
+  void store(outcome<output_type>&& o) noexcept(std::is_nothrow_move_constructible_v<output_type>) {
+    assert(tag_ == tag::consumed);
+    ::new (static_cast<void*>(&output_)) outcome<output_type>(std::move(o));
+    tag_ = tag::finished;
+  }
+
+  // Moves the outcome out. Taking it twice is a misuse reported with an exception.
+  outcome<output_type> take() {
+    if (tag_ != tag::finished)
+      throw std::logic_error("swarm: a task's output was read twice, or read before the task completed");
+    outcome<output_type> o(std::move(output_));
+    drop(); // the moved-from outcome
+    return o;
+  }
+
+private:
+  union {
+    F future_;
+    outcome<output_type> output_;
+  };
+  tag tag_;
+};
+
+// Who the task is, immutable after creation.
+struct task_identity {
+  task_id id;
+  std::source_location location;
+};
+
+constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) / align * align; }
+
+// Offsets of the parts of a cell<F, S>.
+template <class F, class S>
+struct cell_layout {
+  static constexpr std::size_t scheduler_offset = round_up(sizeof(header), alignof(S));
+  static constexpr std::size_t identity_offset = round_up(scheduler_offset + sizeof(S), alignof(task_identity));
+  static constexpr std::size_t id_offset = identity_offset; // task_identity starts with the id
+  static constexpr std::size_t stage_offset = round_up(identity_offset + sizeof(task_identity), alignof(stage<F>));
+  static constexpr std::size_t trailer_offset = round_up(stage_offset + sizeof(stage<F>), alignof(trailer));
+  // Over-aligned so that two tasks never share a (prefetched pair of) cache line(s).
+  static constexpr std::size_t alignment = std::max({cache_line, alignof(S), alignof(stage<F>)});
+  static constexpr std::size_t size = round_up(trailer_offset + sizeof(trailer), alignment);
+  static_assert(offsetof(task_identity, id) == 0);
+};
+
+// Typed access to a cell from its header. Valid only for headers of cell<F, S>.
+template <class F, class S>
+struct cell {
+  using layout = cell_layout<F, S>;
+  using output_type = typename F::output_type;
+
+  static char* base(header* h) noexcept { return reinterpret_cast<char*>(h); }
+  static S& scheduler(header* h) noexcept { return *std::launder(reinterpret_cast<S*>(base(h) + layout::scheduler_offset)); }
+  static task_identity& identity(header* h) noexcept {
+    return *std::launder(reinterpret_cast<task_identity*>(base(h) + layout::identity_offset));
+  }
+  static task_id id(header* h) noexcept { return identity(h).id; }
+  static stage<F>& stage_of(header* h) noexcept {
+    return *std::launder(reinterpret_cast<stage<F>*>(base(h) + layout::stage_offset));
+  }
+  static trailer& trailer_of(header* h) noexcept {
+    return *std::launder(reinterpret_cast<trailer*>(base(h) + layout::trailer_offset));
+  }
+
+  // Allocates and constructs a cell holding `f`, with the initial state word.
+  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt, const task_hook* on_terminate) {
+    void* mem = ::operator new(layout::size, std::align_val_t(layout::alignment));
+    char* p = static_cast<char*>(mem);
+    header* h = ::new (p) header();
+    h->vtable = vt;
+    try {
+      ::new (p + layout::scheduler_offset) S(std::move(s));
+      try {
+        ::new (p + layout::stage_offset) stage<F>(std::move(f));
+      } catch (...) {
+        scheduler(h).~S();
+        throw;
+      }
+    } catch (...) {
+      h->~header();
+      ::operator delete(mem, std::align_val_t(layout::alignment));
+      throw;
+    }
+    ::new (p + layout::identity_offset) task_identity(ident);
+    trailer* t = ::new (p + layout::trailer_offset) trailer();
+    t->on_terminate = on_terminate;
+    return h;
+  }
+
+  // Destroys whatever the cell still holds and frees it. An exception from a destructor
+  // here has nowhere to go (the last reference may drop on any thread) and is swallowed.
+  static void destroy(header* h) noexcept {
+    {
+      current_task_id_guard guard(id(h));
+      try {
+        stage_of(h).drop();
+      } catch (...) {
+      }
+      stage_of(h).~stage<F>();
+      trailer_of(h).~trailer();
+    }
+    identity(h).~task_identity();
+    scheduler(h).~S();
+    h->~header();
+    ::operator delete(static_cast<void*>(h), std::align_val_t(layout::alignment));
+  }
+};
+
+} // namespace swarm::detail
