@@ -30,6 +30,14 @@ inline constexpr bool sanitized = false;
 inline constexpr bool sanitized = false;
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define SWARM_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SWARM_TEST_TSAN 1
+#endif
+#endif
+
 // `n` normally, `n / divisor` (at least 1) under a sanitizer.
 constexpr std::size_t scaled(std::size_t n, std::size_t divisor = 10) noexcept {
   return sanitized ? (n / divisor > 0 ? n / divisor : 1) : n;
