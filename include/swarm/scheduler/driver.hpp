@@ -1,0 +1,22 @@
+// The driver: what a parked worker blocks in when it holds the driver slot. The Asio layer
+// plugs its reactor in here; without one, a worker just sleeps on its condition variable.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+namespace swarm::detail {
+
+class driver {
+public:
+  virtual ~driver() = default;
+  // Blocks until unpark(), an event, or the timeout (empty: no limit). Events it handles
+  // may schedule tasks on the calling thread. A zero timeout polls without sleeping.
+  virtual void park(std::optional<std::chrono::nanoseconds> timeout) = 0;
+  // Interrupts a park in progress, or makes the next one return at once. Thread-safe.
+  virtual void unpark() = 0;
+  // The runtime is shutting down; called once, by the thread holding the driver slot.
+  virtual void shutdown() = 0;
+};
+
+} // namespace swarm::detail

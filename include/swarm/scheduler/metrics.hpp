@@ -1,0 +1,90 @@
+// Runtime metrics, Tokio's set. Each worker counts into a private batch and publishes it
+// with relaxed stores at maintenance, before parking and at shutdown, so readers see values
+// that lag a little and never pay for a shared counter on the hot path.
+#pragma once
+
+#include <swarm/detail/config.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <thread>
+
+namespace swarm::detail {
+
+struct worker_counters {
+  std::uint64_t park_count = 0;
+  std::uint64_t park_unpark_count = 0;
+  std::uint64_t noop_count = 0;
+  std::uint64_t steal_count = 0;
+  std::uint64_t steal_operations = 0;
+  std::uint64_t poll_count = 0;
+  std::uint64_t local_schedule_count = 0;
+  std::uint64_t overflow_count = 0;
+  std::uint64_t busy_duration_ns = 0;
+  std::uint64_t budget_forced_yield_count = 0;
+  std::uint64_t mean_poll_time_ns = 0;
+};
+
+// One per worker, on its own cache lines.
+struct alignas(cache_line) worker_metrics {
+  // Written only by the thread that drives the worker.
+  worker_counters batch;
+  std::uint64_t polls_at_last_park = 0;
+
+  // Published copies, read by metrics().
+  std::atomic<std::uint64_t> park_count{0};
+  std::atomic<std::uint64_t> park_unpark_count{0};
+  std::atomic<std::uint64_t> noop_count{0};
+  std::atomic<std::uint64_t> steal_count{0};
+  std::atomic<std::uint64_t> steal_operations{0};
+  std::atomic<std::uint64_t> poll_count{0};
+  std::atomic<std::uint64_t> local_schedule_count{0};
+  std::atomic<std::uint64_t> overflow_count{0};
+  std::atomic<std::uint64_t> busy_duration_ns{0};
+  std::atomic<std::uint64_t> budget_forced_yield_count{0};
+  std::atomic<std::uint64_t> mean_poll_time_ns{0};
+  std::atomic<std::size_t> thread_id_hash{0};
+
+  // Relaxed: the values are statistics; nothing is ordered by them.
+  void submit() noexcept {
+    park_count.store(batch.park_count, std::memory_order_relaxed);
+    park_unpark_count.store(batch.park_unpark_count, std::memory_order_relaxed);
+    noop_count.store(batch.noop_count, std::memory_order_relaxed);
+    steal_count.store(batch.steal_count, std::memory_order_relaxed);
+    steal_operations.store(batch.steal_operations, std::memory_order_relaxed);
+    poll_count.store(batch.poll_count, std::memory_order_relaxed);
+    local_schedule_count.store(batch.local_schedule_count, std::memory_order_relaxed);
+    overflow_count.store(batch.overflow_count, std::memory_order_relaxed);
+    busy_duration_ns.store(batch.busy_duration_ns, std::memory_order_relaxed);
+    budget_forced_yield_count.store(batch.budget_forced_yield_count, std::memory_order_relaxed);
+    mean_poll_time_ns.store(batch.mean_poll_time_ns, std::memory_order_relaxed);
+  }
+};
+
+// The metrics of the worker this thread drives, if any (for counters bumped from deep
+// inside a poll, such as forced yields).
+SWARM_DECL worker_metrics* current_worker_metrics() noexcept;
+SWARM_DECL void set_current_worker_metrics(worker_metrics* m) noexcept;
+
+} // namespace swarm::detail
+
+namespace swarm {
+
+// A snapshot view of a scheduler's metrics, as Tokio's RuntimeMetrics.
+struct worker_metrics_snapshot {
+  std::uint64_t park_count = 0;
+  std::uint64_t park_unpark_count = 0;
+  std::uint64_t noop_count = 0;
+  std::uint64_t steal_count = 0;
+  std::uint64_t steal_operations = 0;
+  std::uint64_t poll_count = 0;
+  std::uint64_t local_schedule_count = 0;
+  std::uint64_t overflow_count = 0;
+  std::chrono::nanoseconds total_busy_duration{0};
+  std::chrono::nanoseconds mean_poll_time{0};
+  std::size_t local_queue_depth = 0;
+};
+
+} // namespace swarm

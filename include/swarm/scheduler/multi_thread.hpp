@@ -1,0 +1,186 @@
+// The multi-thread work-stealing scheduler (Tokio's multi_thread flavour).
+//
+// Each worker owns a core: a 256-slot local run queue, a LIFO slot for the task woken
+// last, and its parker. Work from outside the workers goes through the inject queue. Idle
+// workers steal half of a victim's queue; at most half of them search at once; the rest
+// park, one of them in the driver. Shutdown closes the inject queue and the owned-task
+// list, cancels every task and drains every queue.
+#pragma once
+
+#include <swarm/detail/config.hpp>
+#include <swarm/scheduler/blocking_pool.hpp>
+#include <swarm/scheduler/coop.hpp>
+#include <swarm/scheduler/driver.hpp>
+#include <swarm/scheduler/idle.hpp>
+#include <swarm/scheduler/inject_queue.hpp>
+#include <swarm/scheduler/local_queue.hpp>
+#include <swarm/scheduler/metrics.hpp>
+#include <swarm/scheduler/options.hpp>
+#include <swarm/scheduler/park.hpp>
+#include <swarm/task/owned_tasks.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <source_location>
+#include <vector>
+
+namespace swarm::detail::multi_thread {
+
+class handle;
+struct core;
+
+// What each task of this scheduler stores: a pointer to the scheduler, which outlives
+// every task (shutdown cancels and releases them all before the handle goes).
+struct handle_ref {
+  handle* h;
+
+  void schedule(notified<handle_ref> n);
+  void yield_now(notified<handle_ref> n);
+  task<handle_ref> release(raw_task t);
+  void unhandled_exception(std::exception_ptr e);
+};
+
+using notified_task = notified<handle_ref>;
+
+// Per worker, visible to all: the stealable end of its run queue and its parker.
+struct alignas(cache_line) remote {
+  local_queue<256> queue;
+  std::unique_ptr<parker> unparker;
+  // The core, while no thread drives this worker (before start, during a hand-off).
+  std::atomic<core*> core_slot{nullptr};
+  worker_metrics metrics;
+};
+
+class handle {
+public:
+  // `drv` may be null (workers then only sleep); it must outlive the handle.
+  SWARM_DECL handle(scheduler_options options, driver* drv);
+  SWARM_DECL ~handle();
+  handle(const handle&) = delete;
+  handle& operator=(const handle&) = delete;
+
+  // Starts one thread per worker (through the blocking pool, as Tokio does).
+  SWARM_DECL void launch();
+
+  // Drives worker `index` on the calling thread until shutdown, or until block_in_place
+  // hands the worker to another thread. Returns at once if another thread drives it.
+  SWARM_DECL void run_worker(std::size_t index);
+
+  // Spawns a task. It is scheduled, never run inline. After shutdown the task is cancelled
+  // before it runs and the handle resolves as cancelled.
+  template <future F>
+  raw_join_handle<typename F::output_type> spawn(F f, task_id id,
+                                                 std::source_location location = std::source_location::current()) {
+    bind_result<F, handle_ref> b =
+        owned_.bind(std::move(f), handle_ref{this}, id, location, options_.on_task_terminate ? &options_.on_task_terminate : nullptr);
+    if (options_.on_task_spawn) {
+      try {
+        options_.on_task_spawn(task_meta{id, location});
+      } catch (...) {
+      }
+    }
+    if (b.first)
+      schedule_task(std::move(*b.first), false);
+    return std::move(b.join);
+  }
+
+  // Runs `f` on the blocking pool; see blocking_pool.
+  template <class Fn>
+  auto spawn_blocking(Fn&& fn, std::source_location location = std::source_location::current()) {
+    return blocking_.spawn_blocking(std::forward<Fn>(fn), location);
+  }
+
+  // Makes a task runnable: into this worker's LIFO slot or queue when called on one of our
+  // workers holding its core, into the inject queue otherwise. Per wake; hot.
+  SWARM_DECL void schedule_task(notified_task n, bool is_yield);
+
+  // Stops the scheduler: closes the queues, cancels every task, drains every queue and
+  // joins the threads, waiting at most `timeout` for blocking work.
+  SWARM_DECL void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
+
+  // Runs `f`, a blocking call, from inside a task without stalling the worker's other
+  // tasks: the worker is handed to a new thread first. Outside a worker it just runs f.
+  template <class Fn>
+  decltype(auto) block_in_place(Fn&& fn);
+
+  // Defers a wake until the worker has polled the driver (yield_now): the task runs again
+  // only after I/O had its chance. Off a worker it wakes at once.
+  SWARM_DECL void defer(const waker& w);
+
+  // Metrics.
+  std::size_t num_workers() const noexcept { return remotes_.size(); }
+  std::size_t num_alive_tasks() const noexcept { return owned_.num_alive_tasks(); }
+  std::uint64_t spawned_tasks_count() const noexcept { return owned_.spawned_tasks_count(); }
+  std::size_t global_queue_depth() const noexcept { return inject_.len(); }
+  std::uint64_t remote_schedule_count() const noexcept { return remote_schedule_count_.load(std::memory_order_relaxed); }
+  SWARM_DECL worker_metrics_snapshot worker_metrics(std::size_t worker) const;
+  std::uint64_t budget_forced_yield_count() const noexcept;
+  const blocking_pool& blocking() const noexcept { return blocking_; }
+  blocking_pool& blocking() noexcept { return blocking_; }
+  const scheduler_options& options() const noexcept { return options_; }
+  bool is_shutdown() const noexcept { return inject_.is_closed(); }
+
+  // Whether the calling thread is one of this scheduler's workers.
+  SWARM_DECL bool is_current_worker() const noexcept;
+
+private:
+  friend struct handle_ref;
+  friend struct worker_loop;
+
+  void push_remote_task(notified_task n);
+  void notify_parked_local();
+  void notify_parked_remote();
+  void notify_all();
+  bool notify_if_work_pending();
+  void close();
+  void pre_shutdown(core* c);
+  void shutdown_core(core* c);
+  header* next_remote_task();
+  void worker_job(std::size_t index);
+  void worker_exited();
+
+  // Hand-off helpers for block_in_place (out of line).
+  SWARM_DECL bool begin_block_in_place();
+  SWARM_DECL void end_block_in_place();
+
+  scheduler_options options_;
+  shared_driver driver_;
+  std::vector<remote> remotes_;
+  inject_queue inject_;
+  idle idle_;
+  owned_tasks<handle_ref> owned_;
+  blocking_pool blocking_;
+  std::atomic<std::uint64_t> remote_schedule_count_{0};
+
+  std::mutex shutdown_mutex_;
+  std::condition_variable workers_done_;
+  std::vector<core*> shutdown_cores_;  // under shutdown_mutex_
+  std::size_t active_workers_ = 0;     // worker loops running; under shutdown_mutex_
+  bool all_cores_shut_down_ = false;   // under shutdown_mutex_
+  bool shutdown_started_ = false;      // under shutdown_mutex_
+};
+
+template <class Fn>
+decltype(auto) handle::block_in_place(Fn&& fn) {
+  const bool handed_off = begin_block_in_place();
+  struct reclaim {
+    handle* h;
+    bool active;
+    ~reclaim() {
+      if (active)
+        h->end_block_in_place();
+    }
+  } guard{this, handed_off};
+  coop::budget_scope unconstrained(coop::budget::unconstrained());
+  return std::forward<Fn>(fn)();
+}
+
+inline void handle_ref::schedule(notified<handle_ref> n) { h->schedule_task(std::move(n), false); }
+inline void handle_ref::yield_now(notified<handle_ref> n) { h->schedule_task(std::move(n), true); }
+inline task<handle_ref> handle_ref::release(raw_task t) { return h->owned_.remove(t); }
+
+} // namespace swarm::detail::multi_thread

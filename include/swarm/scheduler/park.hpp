@@ -1,0 +1,51 @@
+// Per-worker parking. All parkers share one driver behind a try-lock: whichever parking
+// worker takes it blocks in the driver, the others sleep on their own condition variable.
+#pragma once
+
+#include <swarm/detail/config.hpp>
+#include <swarm/scheduler/driver.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+namespace swarm::detail {
+
+// The driver and its lock, shared by every parker of one scheduler.
+struct shared_driver {
+  driver* drv = nullptr; // null: no driver, parkers only sleep
+  std::atomic<bool> locked{false};
+
+  // Acquire on success: the previous holder's driver work happens before ours.
+  bool try_lock() noexcept { return drv && !locked.exchange(true, std::memory_order_acquire); }
+  void unlock() noexcept { locked.store(false, std::memory_order_release); }
+};
+
+class parker {
+public:
+  explicit parker(shared_driver& d) noexcept : driver_(d) {}
+  parker(const parker&) = delete;
+  parker& operator=(const parker&) = delete;
+
+  // Sleeps until unpark(); returns at once if an unpark is pending. May return spuriously.
+  SWARM_DECL void park();
+  // Polls the driver without sleeping, if it is free.
+  SWARM_DECL void park_timeout_zero();
+  // Wakes the parked thread, or makes its next park return at once. Thread-safe.
+  SWARM_DECL void unpark();
+  // Shuts the driver down if it is free, and wakes the thread.
+  SWARM_DECL void shutdown();
+
+private:
+  enum : int { empty, parked_condvar, parked_driver, notified };
+
+  void park_condvar();
+  void park_driver();
+
+  std::atomic<int> state_{empty};
+  std::mutex mutex_;
+  std::condition_variable condvar_;
+  shared_driver& driver_;
+};
+
+} // namespace swarm::detail

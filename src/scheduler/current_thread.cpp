@@ -1,0 +1,230 @@
+#include <swarm/scheduler/current_thread.hpp>
+
+#include <stdexcept>
+#include <thread>
+
+namespace swarm::detail::current_thread {
+namespace {
+
+// The scheduler the calling thread drives right now, if any.
+thread_local handle* current_handle = nullptr;
+
+} // namespace
+
+void handle_ref::unhandled_exception(std::exception_ptr) {
+  if (h->options_.unhandled_exception == unhandled_exception_policy::shutdown_runtime) {
+    h->inject_.close();
+    h->unpark();
+  }
+}
+
+handle::handle(scheduler_options options, driver* drv)
+    : options_(std::move(options)), parker_(driver_), owned_(1), blocking_(options_, 0) {
+  if (options_.global_queue_interval && *options_.global_queue_interval == 0)
+    throw std::invalid_argument("swarm: global_queue_interval must be greater than 0");
+  if (options_.event_interval == 0)
+    throw std::invalid_argument("swarm: event_interval must be greater than 0");
+  driver_.drv = drv;
+}
+
+handle::~handle() { shutdown(); }
+
+bool handle::is_current_worker() const noexcept { return current_handle == this; }
+
+void handle::push_local(header* t) noexcept {
+  t->queue_next = nullptr; // we hold its notified: the link is ours
+  if (local_tail_)
+    local_tail_->queue_next = t;
+  else
+    local_head_ = t;
+  local_tail_ = t;
+  ++local_len_;
+  ++metrics_.batch.local_schedule_count;
+}
+
+header* handle::pop_local() noexcept {
+  header* t = local_head_;
+  if (t) {
+    local_head_ = t->queue_next;
+    if (!local_head_)
+      local_tail_ = nullptr;
+    --local_len_;
+  }
+  return t;
+}
+
+void handle::drain_local() noexcept {
+  while (header* t = pop_local())
+    raw_task(t).drop_reference();
+}
+
+void handle::schedule_task(notified_task n, bool /*is_yield*/) {
+  header* t = std::move(n).into_raw();
+  if (current_handle == this) {
+    // The driving thread owns the local queue: no atomics, no lock. A yield goes to the
+    // back like any other local schedule; one thread means no LIFO slot to bypass.
+    push_local(t);
+    return;
+  }
+  remote_schedule_count_.fetch_add(1, std::memory_order_relaxed);
+  if (!inject_.push(t)) {
+    raw_task(t).drop_reference(); // shut down: the task was cancelled
+    return;
+  }
+  parker_.unpark();
+}
+
+void handle::unpark() { parker_.unpark(); }
+
+void handle::defer(const waker& w) {
+  if (current_handle != this) {
+    w.wake_by_ref();
+    return;
+  }
+  if (!defer_.empty() && defer_.back().will_wake(w))
+    return;
+  defer_.push_back(w.clone());
+}
+
+header* handle::next_task() {
+  const std::uint32_t interval = options_.global_queue_interval.value_or(31);
+  if (tick_ % interval == 0) {
+    if (header* t = inject_.is_empty() ? nullptr : inject_.pop())
+      return t;
+    return pop_local();
+  }
+  if (header* t = pop_local())
+    return t;
+  return inject_.is_empty() ? nullptr : inject_.pop();
+}
+
+// Marks the calling thread as the driver for its scope.
+struct handle::driving {
+  handle& h;
+  handle* prev;
+  struct worker_metrics* prev_metrics;
+
+  // With `wait`, waits for the thread driving now to leave (it leaves once the inject
+  // queue is closed); otherwise a second driver is a misuse.
+  explicit driving(handle& hh, bool wait = false) : h(hh) {
+    while (h.driven_.exchange(true, std::memory_order_acquire)) {
+      if (!wait)
+        throw std::logic_error("swarm: a current-thread runtime is already driven by another thread");
+      h.parker_.unpark();
+      std::this_thread::yield();
+    }
+    prev = std::exchange(current_handle, &h);
+    prev_metrics = current_worker_metrics();
+    set_current_worker_metrics(&h.metrics_);
+  }
+  ~driving() {
+    set_current_worker_metrics(prev_metrics);
+    current_handle = prev;
+    h.driven_.store(false, std::memory_order_release);
+  }
+};
+
+std::size_t handle::run_until(const std::function<bool()>& done) {
+  driving guard(*this);
+  std::size_t polls = 0;
+  auto wake_deferred = [&] {
+    while (!defer_.empty()) {
+      waker w = std::move(defer_.back());
+      defer_.pop_back();
+      std::move(w).wake();
+    }
+  };
+  const auto hook = [](const std::function<void()>& f) {
+    if (f) {
+      try {
+        f();
+      } catch (...) {
+      }
+    }
+  };
+  while (!done()) {
+    if (inject_.is_closed())
+      break;
+    ++tick_;
+    if (tick_ % options_.event_interval == 0) {
+      // Let the driver deliver I/O and timers even under load.
+      parker_.park_timeout_zero();
+      wake_deferred();
+      metrics_.submit();
+    }
+    if (header* t = next_task()) {
+      local_notified<handle_ref> task = owned_.assert_owner(notified_task::from_raw(t));
+      ++metrics_.batch.poll_count;
+      ++polls;
+      coop::budget_scope budget(coop::budget::initial());
+      const task_meta meta{task.id(), {}};
+      if (options_.on_before_task_poll) {
+        try {
+          options_.on_before_task_poll(meta);
+        } catch (...) {
+        }
+      }
+      std::move(task).run();
+      if (options_.on_after_task_poll) {
+        try {
+          options_.on_after_task_poll(meta);
+        } catch (...) {
+        }
+      }
+      continue;
+    }
+    if (!defer_.empty()) {
+      parker_.park_timeout_zero();
+      wake_deferred();
+      continue;
+    }
+    // Out of work: sleep until a remote schedule, an unpark or a driver event.
+    hook(options_.on_thread_park);
+    ++metrics_.batch.park_count;
+    metrics_.batch.park_unpark_count += 2;
+    if (metrics_.batch.poll_count == metrics_.polls_at_last_park)
+      ++metrics_.batch.noop_count;
+    metrics_.polls_at_last_park = metrics_.batch.poll_count;
+    metrics_.submit();
+    if (!done())
+      parker_.park();
+    wake_deferred();
+    hook(options_.on_thread_unpark);
+  }
+  metrics_.submit();
+  return polls;
+}
+
+void handle::shutdown(std::chrono::nanoseconds timeout) {
+  if (shut_down_)
+    return;
+  if (current_handle == this)
+    throw std::logic_error("swarm: a runtime cannot be shut down from inside one of its own tasks");
+  shut_down_ = true;
+  inject_.close();
+  {
+    // Destructors of cancelled tasks run as if on the driver, so their wakes and spawns
+    // stay local and are dropped below.
+    driving guard(*this, true);
+    owned_.close_and_shutdown_all();
+    drain_local();
+    inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
+    defer_.clear();
+  }
+  parker_.shutdown();
+  blocking_.shutdown(timeout);
+}
+
+worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
+  if (worker != 0)
+    throw std::out_of_range("swarm: worker index out of range");
+  worker_metrics_snapshot s;
+  s.park_count = metrics_.park_count.load(std::memory_order_relaxed);
+  s.park_unpark_count = metrics_.park_unpark_count.load(std::memory_order_relaxed);
+  s.noop_count = metrics_.noop_count.load(std::memory_order_relaxed);
+  s.poll_count = metrics_.poll_count.load(std::memory_order_relaxed);
+  s.local_schedule_count = metrics_.local_schedule_count.load(std::memory_order_relaxed);
+  return s;
+}
+
+} // namespace swarm::detail::current_thread

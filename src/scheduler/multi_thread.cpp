@@ -1,0 +1,692 @@
+#include <swarm/scheduler/multi_thread.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <span>
+#include <stdexcept>
+#include <thread>
+
+namespace swarm::detail::multi_thread {
+
+// A small xorshift generator per core: picks steal victims and shutdown start shards.
+struct fast_rand {
+  std::uint32_t one;
+  std::uint32_t two;
+
+  std::uint32_t next() noexcept {
+    std::uint32_t s1 = one;
+    const std::uint32_t s0 = two;
+    s1 ^= s1 << 17;
+    s1 = s1 ^ s0 ^ (s1 >> 7) ^ (s0 >> 16);
+    one = s0;
+    two = s1;
+    return s0 + s1;
+  }
+  std::uint32_t next_n(std::uint32_t n) noexcept {
+    return static_cast<std::uint32_t>((static_cast<std::uint64_t>(next()) * n) >> 32);
+  }
+};
+
+// The mean poll time starts at 200 µs / 61 so that the first tuned interval is 61.
+inline constexpr double target_global_queue_latency_ns = 200'000.0;
+inline constexpr double ewma_weight = 0.1;
+
+// Owned by exactly one thread at a time: the one driving the worker.
+struct core {
+  std::size_t index = 0;
+  std::uint32_t tick = 0;
+  header* lifo_slot = nullptr; // one notified reference, not stealable
+  bool lifo_enabled = true;
+  bool is_searching = false;
+  bool is_shutdown = false;
+  parker* park = nullptr; // null while this core is parked in the driver
+  std::uint32_t global_queue_interval = 61;
+  bool tune_global_queue = true;
+  fast_rand rand{1, 1};
+
+  // Self-tuning and busy-time statistics.
+  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
+  std::chrono::steady_clock::time_point processing_start{};
+  std::uint64_t polls_in_batch = 0;
+};
+
+namespace {
+
+// The thread's worker context: which scheduler and worker it drives, the core while a
+// task is polled or the worker parks, and the wakers deferred by yielding tasks.
+struct context {
+  handle* h = nullptr;
+  std::size_t index = 0;
+  core* core_slot = nullptr;
+  std::vector<waker> defer;
+};
+
+thread_local context* current_context = nullptr;
+thread_local worker_metrics* current_metrics = nullptr;
+
+std::uint64_t seed_counter() noexcept {
+  static std::atomic<std::uint64_t> n{0x9E3779B97F4A7C15ull};
+  return n.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed);
+}
+
+} // namespace
+
+} // namespace swarm::detail::multi_thread
+
+namespace swarm::detail {
+
+worker_metrics* current_worker_metrics() noexcept { return multi_thread::current_metrics; }
+void set_current_worker_metrics(worker_metrics* m) noexcept { multi_thread::current_metrics = m; }
+
+} // namespace swarm::detail
+
+namespace swarm::detail::multi_thread {
+
+void handle_ref::unhandled_exception(std::exception_ptr) {
+  if (h->options_.unhandled_exception == unhandled_exception_policy::shutdown_runtime)
+    h->close();
+}
+
+// The worker loop, as Tokio's multi_thread::worker; a friend of handle.
+struct worker_loop {
+  handle& h;
+  context& cx;
+
+  remote& own() const noexcept { return h.remotes_[cx.index]; }
+  worker_counters& stats() const noexcept { return own().metrics.batch; }
+
+  // Overflow target of the local queue: the inject queue, or, once it is closed, nowhere:
+  // the references are released (the tasks were cancelled by shutdown).
+  struct overflow {
+    handle& h;
+    void push_batch(header* first, header* last, std::size_t n) noexcept {
+      if (h.inject_.push_batch(first, last, n))
+        return;
+      while (first) {
+        header* next = first->queue_next;
+        raw_task(first).drop_reference();
+        first = next;
+      }
+    }
+  };
+
+  void push_local(header* t) {
+    overflow o{h};
+    if (own().queue.push_back_or_overflow(t, o) == push_outcome::overflowed_half)
+      ++stats().overflow_count;
+  }
+
+  bool has_tasks(core* c) const noexcept { return c->lifo_slot || own().queue.has_tasks(); }
+
+  void start_processing(core* c) noexcept {
+    c->processing_start = std::chrono::steady_clock::now();
+    c->polls_in_batch = 0;
+  }
+
+  void end_processing(core* c) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double, std::nano>(now - c->processing_start).count();
+    stats().busy_duration_ns += static_cast<std::uint64_t>(elapsed);
+    if (c->polls_in_batch > 0) {
+      const double n = static_cast<double>(c->polls_in_batch);
+      const double mean = elapsed / n;
+      const double w = 1.0 - std::pow(1.0 - ewma_weight, n);
+      c->mean_poll_time_ns = w * mean + (1.0 - w) * c->mean_poll_time_ns;
+      stats().mean_poll_time_ns = static_cast<std::uint64_t>(c->mean_poll_time_ns);
+    }
+    c->processing_start = now;
+    c->polls_in_batch = 0;
+  }
+
+  void tune_global_queue_interval(core* c) noexcept {
+    if (!c->tune_global_queue)
+      return;
+    const double raw = target_global_queue_latency_ns / std::max(c->mean_poll_time_ns, 1.0);
+    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
+    // Ignore jitter: change only on a difference above 2.
+    if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
+      c->global_queue_interval = next;
+  }
+
+  header* next_local_task(core* c) noexcept {
+    if (header* t = std::exchange(c->lifo_slot, nullptr))
+      return t;
+    return own().queue.pop();
+  }
+
+  header* next_task(core* c) {
+    if (c->tick % c->global_queue_interval == 0) {
+      // Fairness: now and then look at the global queue first.
+      tune_global_queue_interval(c);
+      if (header* t = h.next_remote_task())
+        return t;
+      return next_local_task(c);
+    }
+    if (header* t = next_local_task(c))
+      return t;
+    if (h.inject_.is_empty())
+      return nullptr;
+    // Take a fair share of the global queue, at least one, at most half our ring.
+    const std::size_t cap = std::min<std::size_t>(own().queue.remaining_slots(), local_queue<256>::half);
+    if (cap == 0)
+      return h.next_remote_task();
+    const std::size_t share = h.inject_.len() / h.remotes_.size() + 1;
+    const std::size_t n = std::max<std::size_t>(1, std::min(share, cap));
+    header* batch[local_queue<256>::half];
+    std::size_t got = 0;
+    h.inject_.pop_n(n, [&](header* t) noexcept { batch[got++] = t; });
+    if (got == 0)
+      return nullptr;
+    if (got > 1)
+      own().queue.push_back(std::span<header* const>(batch + 1, got - 1));
+    return batch[0];
+  }
+
+  header* steal_work(core* c) {
+    if (!c->is_searching)
+      c->is_searching = h.idle_.transition_worker_to_searching();
+    if (!c->is_searching)
+      return nullptr;
+    const auto n = static_cast<std::uint32_t>(h.remotes_.size());
+    const std::uint32_t start = c->rand.next_n(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::size_t victim = (start + i) % n;
+      if (victim == cx.index)
+        continue;
+      const steal_result r = h.remotes_[victim].queue.steal_into(own().queue);
+      if (r.task) {
+        stats().steal_count += r.moved;
+        ++stats().steal_operations;
+        return r.task;
+      }
+    }
+    // Nothing to steal: try the global queue directly.
+    return h.next_remote_task();
+  }
+
+  void transition_from_searching(core* c) {
+    if (!c->is_searching)
+      return;
+    c->is_searching = false;
+    // The last searcher found work: wake another so that someone keeps looking.
+    if (h.idle_.transition_worker_from_searching())
+      h.notify_parked_local();
+  }
+
+  bool should_notify_others(core* c) const noexcept {
+    // A searching worker will notify when it finds work.
+    if (c->is_searching)
+      return false;
+    return (c->lifo_slot ? 1u : 0u) + own().queue.len() > 1;
+  }
+
+  void run_hooked(local_notified<handle_ref> t) {
+    const scheduler_options& o = h.options_;
+    if (o.on_before_task_poll || o.on_after_task_poll) {
+      const task_meta meta{t.id(), {}};
+      if (o.on_before_task_poll) {
+        try {
+          o.on_before_task_poll(meta);
+        } catch (...) {
+        }
+      }
+      std::move(t).run();
+      if (o.on_after_task_poll) {
+        try {
+          o.on_after_task_poll(meta);
+        } catch (...) {
+        }
+      }
+    } else {
+      std::move(t).run();
+    }
+  }
+
+  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row and within one
+  // coop budget. Returns the core, or null when block_in_place handed it away. Per poll.
+  core* run_task(core* c, header* t) {
+    local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
+    transition_from_searching(c);
+    ++stats().poll_count;
+    ++c->polls_in_batch;
+    cx.core_slot = c;
+    coop::budget_scope budget(coop::budget::initial());
+    run_hooked(std::move(task));
+    unsigned lifo_polls = 0;
+    for (;;) {
+      c = cx.core_slot;
+      if (!c)
+        return nullptr; // block_in_place took the core
+      header* next = std::exchange(c->lifo_slot, nullptr);
+      if (!next) {
+        c->lifo_enabled = !h.options_.disable_lifo_slot;
+        cx.core_slot = nullptr;
+        return c;
+      }
+      if (!coop::has_budget_remaining()) {
+        // Out of budget: the LIFO task waits its turn in the queue.
+        push_local(next);
+        cx.core_slot = nullptr;
+        return c;
+      }
+      // Two tasks that keep waking each other must not starve the queue.
+      if (++lifo_polls >= 3)
+        c->lifo_enabled = false;
+      run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
+    }
+  }
+
+  void wake_deferred() {
+    // Most recent first; each waker is consumed.
+    while (!cx.defer.empty()) {
+      waker w = std::move(cx.defer.back());
+      cx.defer.pop_back();
+      std::move(w).wake();
+    }
+  }
+
+  core* park_timeout(core* c, bool zero) {
+    parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
+    cx.core_slot = c;
+    if (zero)
+      p->park_timeout_zero();
+    else
+      p->park();
+    wake_deferred();
+    c = std::exchange(cx.core_slot, nullptr);
+    c->park = p;
+    if (should_notify_others(c))
+      h.notify_parked_local();
+    return c;
+  }
+
+  void core_maintenance(core* c) {
+    own().metrics.submit();
+    if (!c->is_shutdown)
+      c->is_shutdown = h.inject_.is_closed();
+  }
+
+  core* maintenance(core* c) {
+    if (c->tick % h.options_.event_interval == 0) {
+      end_processing(c);
+      c = park_timeout(c, true);
+      core_maintenance(c);
+      start_processing(c);
+    }
+    return c;
+  }
+
+  bool transition_to_parked(core* c) {
+    if (has_tasks(c))
+      return false;
+    const bool last = h.idle_.transition_worker_to_parked(cx.index, c->is_searching);
+    c->is_searching = false;
+    // The last searcher re-checks every queue before it sleeps: work may have arrived
+    // while it searched, with nobody left to notice.
+    if (last)
+      h.notify_if_work_pending();
+    return true;
+  }
+
+  bool transition_from_parked(core* c) {
+    if (has_tasks(c)) {
+      // Woken with local work (the driver scheduled it here). If a notifier already
+      // popped us from the sleepers, it counted us as searching.
+      c->is_searching = !h.idle_.unpark_worker_by_id(cx.index);
+      return true;
+    }
+    if (h.idle_.is_parked(cx.index))
+      return false; // spurious: sleep again
+    c->is_searching = true; // woken by worker_to_notify, which counted us as searching
+    return true;
+  }
+
+  core* park(core* c) {
+    const scheduler_options& o = h.options_;
+    if (o.on_thread_park) {
+      try {
+        o.on_thread_park();
+      } catch (...) {
+      }
+    }
+    if (transition_to_parked(c)) {
+      while (!c->is_shutdown) {
+        worker_metrics& m = own().metrics;
+        ++m.batch.park_count;
+        ++m.batch.park_unpark_count;
+        if (m.batch.poll_count == m.polls_at_last_park)
+          ++m.batch.noop_count;
+        m.polls_at_last_park = m.batch.poll_count;
+        m.submit();
+        c = park_timeout(c, false);
+        ++m.batch.park_unpark_count;
+        core_maintenance(c);
+        if (transition_from_parked(c))
+          break;
+      }
+    }
+    if (o.on_thread_unpark) {
+      try {
+        o.on_thread_unpark();
+      } catch (...) {
+      }
+    }
+    return c;
+  }
+
+  // Returns the core when the loop ended by shutdown (already shut down), null when the
+  // core was handed away.
+  void run(core* c) {
+    c->lifo_enabled = !h.options_.disable_lifo_slot;
+    start_processing(c);
+    while (!c->is_shutdown) {
+      ++c->tick;
+      c = maintenance(c);
+      if (header* t = next_task(c)) {
+        c = run_task(c, t);
+        if (!c)
+          return;
+        continue;
+      }
+      end_processing(c);
+      if (header* t = steal_work(c)) {
+        start_processing(c);
+        c = run_task(c, t);
+        if (!c)
+          return;
+      } else {
+        c = cx.defer.empty() ? park(c) : park_timeout(c, true);
+        start_processing(c);
+      }
+    }
+    end_processing(c);
+    h.pre_shutdown(c);
+    h.shutdown_core(c);
+  }
+
+  static void schedule_local(handle& h, context& cx, core* c, notified_task n, bool is_yield) {
+    worker_loop w{h, cx};
+    ++w.stats().local_schedule_count;
+    header* t = std::move(n).into_raw();
+    bool should_notify;
+    if (is_yield || !c->lifo_enabled) {
+      w.push_local(t);
+      should_notify = true;
+    } else {
+      // The newest task runs next; the one it displaces becomes stealable.
+      header* prev = std::exchange(c->lifo_slot, t);
+      if (prev)
+        w.push_local(prev);
+      should_notify = prev != nullptr;
+    }
+    // Inside the driver (park absent) the notification waits until after the park, in
+    // should_notify_others, so that a batch of I/O wakes costs one notification.
+    if (should_notify && c->park)
+      h.notify_parked_local();
+  }
+};
+
+handle::handle(scheduler_options options, driver* drv)
+    : options_((options.worker_threads == 0 ? throw std::invalid_argument("swarm: worker_threads must be at least 1")
+                                            : 0,
+                std::move(options))),
+      remotes_(options_.worker_threads), idle_(options_.worker_threads), owned_(options_.worker_threads),
+      blocking_(options_, options_.worker_threads) {
+  if (options_.global_queue_interval && *options_.global_queue_interval == 0)
+    throw std::invalid_argument("swarm: global_queue_interval must be greater than 0");
+  if (options_.event_interval == 0)
+    throw std::invalid_argument("swarm: event_interval must be greater than 0");
+  driver_.drv = drv;
+  for (std::size_t i = 0; i < remotes_.size(); ++i) {
+    remotes_[i].unparker = std::make_unique<parker>(driver_);
+    auto c = std::make_unique<core>();
+    c->index = i;
+    c->park = remotes_[i].unparker.get();
+    c->lifo_enabled = !options_.disable_lifo_slot;
+    if (options_.global_queue_interval) {
+      c->global_queue_interval = *options_.global_queue_interval;
+      c->tune_global_queue = false;
+    }
+    const std::uint64_t seed = seed_counter();
+    c->rand = fast_rand{static_cast<std::uint32_t>(seed >> 32) | 1u, static_cast<std::uint32_t>(seed) | 1u};
+    remotes_[i].core_slot.store(c.release(), std::memory_order_relaxed);
+  }
+}
+
+handle::~handle() { shutdown(); }
+
+void handle::launch() {
+  for (std::size_t i = 0; i < remotes_.size(); ++i) {
+    {
+      std::lock_guard lock(shutdown_mutex_);
+      ++active_workers_;
+    }
+    try {
+      blocking_.spawn_mandatory([this, i] { worker_job(i); });
+    } catch (...) {
+      worker_exited();
+      throw;
+    }
+  }
+}
+
+void handle::worker_job(std::size_t index) {
+  run_worker(index);
+  worker_exited();
+}
+
+void handle::worker_exited() {
+  std::lock_guard lock(shutdown_mutex_);
+  if (--active_workers_ == 0)
+    workers_done_.notify_all();
+}
+
+void handle::run_worker(std::size_t index) {
+  // Acquire: pairs with the release that stored the core (construction or hand-off), so
+  // everything its previous driver did to it is visible.
+  core* c = remotes_[index].core_slot.exchange(nullptr, std::memory_order_acq_rel);
+  if (!c)
+    return; // someone else drives this worker
+  remotes_[index].metrics.thread_id_hash.store(std::hash<std::thread::id>{}(std::this_thread::get_id()),
+                                               std::memory_order_relaxed);
+  context cx{this, index, nullptr, {}};
+  context* prev = std::exchange(current_context, &cx);
+  detail::worker_metrics* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
+  worker_loop w{*this, cx};
+  w.run(c);
+  // The core is gone (shut down or handed off); anything deferred is woken now.
+  w.wake_deferred();
+  current_metrics = prev_metrics;
+  current_context = prev;
+}
+
+bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
+
+void handle::schedule_task(notified_task n, bool is_yield) {
+  if (context* cx = current_context; cx && cx->h == this) {
+    if (core* c = cx->core_slot) {
+      worker_loop::schedule_local(*this, *cx, c, std::move(n), is_yield);
+      return;
+    }
+  }
+  push_remote_task(std::move(n));
+  notify_parked_remote();
+}
+
+void handle::push_remote_task(notified_task n) {
+  remote_schedule_count_.fetch_add(1, std::memory_order_relaxed);
+  header* t = std::move(n).into_raw();
+  if (!inject_.push(t))
+    raw_task(t).drop_reference(); // closed: the task was or will be cancelled by shutdown
+}
+
+void handle::notify_parked_local() {
+  if (auto idx = idle_.worker_to_notify())
+    remotes_[*idx].unparker->unpark();
+}
+
+void handle::notify_parked_remote() { notify_parked_local(); }
+
+void handle::notify_all() {
+  for (remote& r : remotes_)
+    r.unparker->unpark();
+}
+
+bool handle::notify_if_work_pending() {
+  for (remote& r : remotes_) {
+    if (!r.queue.remote_is_empty()) {
+      notify_parked_local();
+      return true;
+    }
+  }
+  if (!inject_.is_empty()) {
+    notify_parked_local();
+    return true;
+  }
+  return false;
+}
+
+header* handle::next_remote_task() {
+  if (inject_.is_empty())
+    return nullptr;
+  return inject_.pop();
+}
+
+void handle::close() {
+  if (inject_.close())
+    notify_all();
+}
+
+void handle::pre_shutdown(core* c) {
+  // Every worker does this in parallel, from a random shard, to spread the lock traffic.
+  owned_.close_and_shutdown_all(c->rand.next_n(static_cast<std::uint32_t>(owned_.shard_count())));
+  remotes_[c->index].metrics.submit();
+}
+
+void handle::shutdown_core(core* c) {
+  std::unique_lock lock(shutdown_mutex_);
+  shutdown_cores_.push_back(c);
+  if (shutdown_cores_.size() != remotes_.size())
+    return;
+  // The last core: drop what is still queued anywhere. Those are only notified references
+  // of tasks that pre_shutdown already cancelled.
+  for (core* sc : shutdown_cores_) {
+    if (header* t = std::exchange(sc->lifo_slot, nullptr))
+      raw_task(t).drop_reference();
+    while (header* t = remotes_[sc->index].queue.pop())
+      raw_task(t).drop_reference();
+    remotes_[sc->index].unparker->shutdown();
+  }
+  inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
+  for (core* sc : shutdown_cores_)
+    delete sc;
+  shutdown_cores_.clear();
+  all_cores_shut_down_ = true;
+  workers_done_.notify_all();
+}
+
+void handle::shutdown(std::chrono::nanoseconds timeout) {
+  if (current_context && current_context->h == this)
+    throw std::logic_error("swarm: a runtime cannot be shut down from one of its own worker threads");
+  {
+    std::lock_guard lock(shutdown_mutex_);
+    if (shutdown_started_)
+      return;
+    shutdown_started_ = true;
+  }
+  close();
+  // Cores no thread drives (never launched, or between hand-offs) are shut down here.
+  for (remote& r : remotes_) {
+    if (core* c = r.core_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+      pre_shutdown(c);
+      shutdown_core(c);
+    }
+  }
+  {
+    // Workers finish cooperatively: a task that never yields would hold us here, as it
+    // would hold Tokio's runtime drop.
+    std::unique_lock lock(shutdown_mutex_);
+    workers_done_.wait(lock, [&] { return all_cores_shut_down_ && active_workers_ == 0; });
+  }
+  blocking_.shutdown(timeout);
+}
+
+bool handle::begin_block_in_place() {
+  context* cx = current_context;
+  if (!cx || cx->h != this)
+    return false; // not on one of our workers: just run the function
+  core* c = std::exchange(cx->core_slot, nullptr);
+  if (!c)
+    return false; // nested: the core was handed away already
+  // The LIFO task must be stealable while we block.
+  if (header* t = std::exchange(c->lifo_slot, nullptr)) {
+    worker_loop w{*this, *cx};
+    w.push_local(t);
+  }
+  // Release: pairs with the acquire exchange in run_worker on the new thread.
+  remotes_[cx->index].core_slot.store(c, std::memory_order_release);
+  {
+    std::lock_guard lock(shutdown_mutex_);
+    ++active_workers_;
+  }
+  try {
+    blocking_.spawn_mandatory([this, i = cx->index] { worker_job(i); });
+  } catch (...) {
+    worker_exited();
+    // No thread to hand to: keep the core.
+    cx->core_slot = remotes_[cx->index].core_slot.exchange(nullptr, std::memory_order_acq_rel);
+    return false;
+  }
+  return true;
+}
+
+void handle::end_block_in_place() {
+  context* cx = current_context;
+  // If the new thread has not taken the core yet, take it back; otherwise this thread
+  // lost the worker and run_task will return when the current poll ends.
+  if (core* c = remotes_[cx->index].core_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+    remotes_[cx->index].metrics.thread_id_hash.store(std::hash<std::thread::id>{}(std::this_thread::get_id()),
+                                                     std::memory_order_relaxed);
+    cx->core_slot = c;
+  }
+}
+
+void handle::defer(const waker& w) {
+  context* cx = current_context;
+  if (!cx || cx->h != this || !cx->core_slot) {
+    w.wake_by_ref();
+    return;
+  }
+  if (!cx->defer.empty() && cx->defer.back().will_wake(w))
+    return;
+  cx->defer.push_back(w.clone());
+}
+
+worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
+  if (worker >= remotes_.size())
+    throw std::out_of_range("swarm: worker index out of range");
+  const struct worker_metrics& m = remotes_[worker].metrics;
+  worker_metrics_snapshot s;
+  s.park_count = m.park_count.load(std::memory_order_relaxed);
+  s.park_unpark_count = m.park_unpark_count.load(std::memory_order_relaxed);
+  s.noop_count = m.noop_count.load(std::memory_order_relaxed);
+  s.steal_count = m.steal_count.load(std::memory_order_relaxed);
+  s.steal_operations = m.steal_operations.load(std::memory_order_relaxed);
+  s.poll_count = m.poll_count.load(std::memory_order_relaxed);
+  s.local_schedule_count = m.local_schedule_count.load(std::memory_order_relaxed);
+  s.overflow_count = m.overflow_count.load(std::memory_order_relaxed);
+  s.total_busy_duration = std::chrono::nanoseconds(m.busy_duration_ns.load(std::memory_order_relaxed));
+  s.mean_poll_time = std::chrono::nanoseconds(m.mean_poll_time_ns.load(std::memory_order_relaxed));
+  s.local_queue_depth = remotes_[worker].queue.remote_len();
+  return s;
+}
+
+std::uint64_t handle::budget_forced_yield_count() const noexcept {
+  std::uint64_t n = 0;
+  for (const remote& r : remotes_)
+    n += r.metrics.budget_forced_yield_count.load(std::memory_order_relaxed);
+  return n;
+}
+
+} // namespace swarm::detail::multi_thread
