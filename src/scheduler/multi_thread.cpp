@@ -60,6 +60,9 @@ struct context {
   std::size_t index = 0;
   core* core_slot = nullptr;
   std::vector<waker> defer;
+  const run_limits* limits = nullptr;
+  std::size_t polls = 0;          // polls run by this drive
+  std::exception_ptr error;       // thrown by a job or a driver handler: leave and rethrow
 };
 
 thread_local context* current_context = nullptr;
@@ -223,7 +226,7 @@ struct worker_loop {
 
   void run_hooked(local_notified<handle_ref> t) {
     const scheduler_options& o = h.options_;
-    if (o.on_before_task_poll || o.on_after_task_poll) {
+    if ((o.on_before_task_poll || o.on_after_task_poll) && t.get()->owner_id != job_owner_id) {
       const task_meta meta{t.id(), {}};
       if (o.on_before_task_poll) {
         try {
@@ -250,6 +253,7 @@ struct worker_loop {
     transition_from_searching(c);
     ++stats().poll_count;
     ++c->polls_in_batch;
+    ++cx.polls;
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
     run_hooked(std::move(task));
@@ -264,8 +268,8 @@ struct worker_loop {
         cx.core_slot = nullptr;
         return c;
       }
-      if (!coop::has_budget_remaining()) {
-        // Out of budget: the LIFO task waits its turn in the queue.
+      if (!coop::has_budget_remaining() || must_leave()) {
+        // Out of budget (or leaving): the LIFO task waits its turn in the queue.
         push_local(next);
         cx.core_slot = nullptr;
         return c;
@@ -273,8 +277,19 @@ struct worker_loop {
       // Two tasks that keep waking each other must not starve the queue.
       if (++lifo_polls >= 3)
         c->lifo_enabled = false;
+      ++cx.polls;
       run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
     }
+  }
+
+  // Whether this drive must stop: stop(), a handler's exception, or its limits.
+  bool must_leave() const noexcept {
+    if (cx.error || h.stop_requested())
+      return true;
+    const run_limits& l = *cx.limits;
+    if (cx.polls >= l.max_polls)
+      return true;
+    return l.deadline && std::chrono::steady_clock::now() >= *l.deadline;
   }
 
   void wake_deferred() {
@@ -289,10 +304,16 @@ struct worker_loop {
   core* park_timeout(core* c, bool zero) {
     parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
     cx.core_slot = c;
-    if (zero)
-      p->park_timeout_zero();
-    else
-      p->park();
+    try {
+      if (zero)
+        p->park_timeout_zero();
+      else
+        p->park(cx.limits->deadline);
+    } catch (...) {
+      // A handler run by the driver threw: finish tidily, then leave and rethrow.
+      if (!cx.error)
+        cx.error = std::current_exception();
+    }
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
@@ -351,7 +372,15 @@ struct worker_loop {
       }
     }
     if (transition_to_parked(c)) {
-      while (!c->is_shutdown) {
+      for (;;) {
+        if (c->is_shutdown)
+          break;
+        if (must_leave()) {
+          // Leaving while registered as a sleeper: take ourselves out. If a notifier
+          // already popped us, it counted us as searching; run() undoes that on leaving.
+          c->is_searching = !h.idle_.unpark_worker_by_id(cx.index);
+          break;
+        }
         worker_metrics& m = own().metrics;
         ++m.batch.park_count;
         ++m.batch.park_unpark_count;
@@ -375,18 +404,20 @@ struct worker_loop {
     return c;
   }
 
-  // Returns the core when the loop ended by shutdown (already shut down), null when the
-  // core was handed away.
-  void run(core* c) {
+  // Runs the loop until shutdown (the core is then shut down: returns null), a hand-off
+  // by block_in_place (null), or until this drive must leave (returns the core).
+  core* run(core* c) {
     c->lifo_enabled = !h.options_.disable_lifo_slot;
     start_processing(c);
     while (!c->is_shutdown) {
+      if (must_leave())
+        return leave(c);
       ++c->tick;
       c = maintenance(c);
       if (header* t = next_task(c)) {
         c = run_task(c, t);
         if (!c)
-          return;
+          return nullptr;
         continue;
       }
       end_processing(c);
@@ -394,15 +425,35 @@ struct worker_loop {
         start_processing(c);
         c = run_task(c, t);
         if (!c)
-          return;
-      } else {
-        c = cx.defer.empty() ? park(c) : park_timeout(c, true);
-        start_processing(c);
+          return nullptr;
+        continue;
       }
+      const run_limits& l = *cx.limits;
+      if (!l.block || (l.idle_exit && l.idle_exit())) {
+        // poll(), or run() with no outstanding work: one last look at the driver, then
+        // leave if that produced nothing.
+        c = park_timeout(c, true);
+        if (has_tasks(c) || !h.inject_.is_empty())
+          continue;
+        return leave(c);
+      }
+      c = cx.defer.empty() ? park(c) : park_timeout(c, true);
+      start_processing(c);
     }
     end_processing(c);
     h.pre_shutdown(c);
     h.shutdown_core(c);
+    return nullptr;
+  }
+
+  // Gives the core back to its slot, stealable, for the next drive.
+  core* leave(core* c) {
+    end_processing(c);
+    if (header* t = std::exchange(c->lifo_slot, nullptr))
+      push_local(t);
+    transition_from_searching(c);
+    own().metrics.submit();
+    return c;
   }
 
   static void schedule_local(handle& h, context& cx, core* c, notified_task n, bool is_yield) {
@@ -483,23 +534,99 @@ void handle::worker_exited() {
 }
 
 void handle::run_worker(std::size_t index) {
-  // Acquire: pairs with the release that stored the core (construction or hand-off), so
-  // everything its previous driver did to it is visible.
+  // Acquire: pairs with the release that stored the core (construction, hand-off, or a
+  // drive that left), so everything its previous driver did to it is visible.
   core* c = remotes_[index].core_slot.exchange(nullptr, std::memory_order_acq_rel);
   if (!c)
     return; // someone else drives this worker
+  static const run_limits forever;
+  run_core(c, forever);
+}
+
+std::size_t handle::drive(const run_limits& limits) {
+  if (current_context && current_context->h == this)
+    throw std::logic_error("swarm: a runtime's run/poll was called from inside one of its own handlers");
+  std::unique_lock lock(shutdown_mutex_);
+  for (;;) {
+    if (shutdown_started_ || stop_requested())
+      return 0;
+    for (remote& r : remotes_) {
+      if (core* c = r.core_slot.exchange(nullptr, std::memory_order_acq_rel)) {
+        ++active_workers_;
+        lock.unlock();
+        struct exited {
+          handle* h;
+          ~exited() { h->worker_exited(); }
+        } guard{this};
+        return run_core(c, limits);
+      }
+    }
+    // Every worker is driven by another thread: wait for one to become free.
+    if (!limits.block)
+      return 0;
+    if (limits.deadline) {
+      if (slot_freed_.wait_until(lock, *limits.deadline) == std::cv_status::timeout)
+        return 0;
+    } else {
+      slot_freed_.wait(lock);
+    }
+    if (limits.idle_exit && limits.idle_exit())
+      return 0;
+  }
+}
+
+std::size_t handle::run_core(core* c, const run_limits& limits) {
+  const std::size_t index = c->index;
   remotes_[index].metrics.thread_id_hash.store(std::hash<std::thread::id>{}(std::this_thread::get_id()),
                                                std::memory_order_relaxed);
-  context cx{this, index, nullptr, {}};
+  context cx{this, index, nullptr, {}, &limits, 0, nullptr};
   context* prev = std::exchange(current_context, &cx);
   detail::worker_metrics* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
+  std::exception_ptr* prev_sink = std::exchange(job_exception_sink(), &cx.error);
   worker_loop w{*this, cx};
-  w.run(c);
-  // The core is gone (shut down or handed off); anything deferred is woken now.
+  c = w.run(c);
+  // Anything deferred is woken now, while this thread still counts as the worker.
   w.wake_deferred();
+  job_exception_sink() = prev_sink;
   current_metrics = prev_metrics;
   current_context = prev;
+  if (c)
+    return_core(c);
+  if (cx.error)
+    std::rethrow_exception(cx.error);
+  return cx.polls;
 }
+
+void handle::return_core(core* c) {
+  bool shut;
+  {
+    std::lock_guard lock(shutdown_mutex_);
+    shut = shutdown_started_;
+    if (!shut) {
+      // Release: pairs with the acquire exchange of the next drive.
+      remotes_[c->index].core_slot.store(c, std::memory_order_release);
+      slot_freed_.notify_one();
+    }
+  }
+  if (shut) {
+    // Shutdown swept the slots already: this core is ours to shut down.
+    pre_shutdown(c);
+    shutdown_core(c);
+    return;
+  }
+  // Its queue may hold tasks: make sure a parked worker comes to steal them.
+  if (!remotes_[c->index].queue.remote_is_empty())
+    notify_parked_local();
+}
+
+void handle::request_stop() {
+  stopped_.store(true, std::memory_order_release);
+  notify_all();
+  std::lock_guard lock(shutdown_mutex_);
+  slot_freed_.notify_all();
+}
+
+void handle::clear_stop() noexcept { stopped_.store(false, std::memory_order_release); }
 
 bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
 
@@ -594,6 +721,7 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
     if (shutdown_started_)
       return;
     shutdown_started_ = true;
+    slot_freed_.notify_all();
   }
   close();
   // Cores no thread drives (never launched, or between hand-offs) are shut down here.

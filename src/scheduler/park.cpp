@@ -1,25 +1,29 @@
 #include <swarm/scheduler/park.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdlib>
 
 namespace swarm::detail {
 
-void parker::park() {
+void parker::park(std::optional<std::chrono::steady_clock::time_point> deadline) {
   // A wake-up already pending: consume it. Acquire pairs with the release in unpark, so
   // whatever the waker did before unparking is visible now.
   int expected = notified;
   if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire))
     return;
   if (driver_.try_lock()) {
-    park_driver();
-    driver_.unlock();
+    struct unlock_driver {
+      shared_driver& d;
+      ~unlock_driver() { d.unlock(); }
+    } guard{driver_}; // a driver may throw (an Asio handler run inside it)
+    park_driver(deadline);
   } else {
-    park_condvar();
+    park_condvar(deadline);
   }
 }
 
-void parker::park_condvar() {
+void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> deadline) {
   std::unique_lock lock(mutex_);
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_condvar, std::memory_order_acquire)) {
@@ -29,7 +33,15 @@ void parker::park_condvar() {
     return;
   }
   for (;;) {
-    condvar_.wait(lock);
+    if (deadline) {
+      if (condvar_.wait_until(lock, *deadline) == std::cv_status::timeout) {
+        // Leave parked_condvar, unless an unpark got in first (then consume it).
+        state_.exchange(empty, std::memory_order_acquire);
+        return;
+      }
+    } else {
+      condvar_.wait(lock);
+    }
     // Spurious wake-ups loop; acquire pairs with the release in unpark.
     expected = notified;
     if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire))
@@ -37,23 +49,33 @@ void parker::park_condvar() {
   }
 }
 
-void parker::park_driver() {
+void parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline) {
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_driver, std::memory_order_acquire)) {
     assert(expected == notified);
     state_.store(empty, std::memory_order_relaxed);
     return;
   }
-  driver_.drv->park(std::nullopt);
-  // Whatever woke us (unpark, an event, a spurious return), reset; acquire pairs with an
-  // unpark's release if there was one.
-  state_.exchange(empty, std::memory_order_acquire);
+  struct reset_state {
+    std::atomic<int>& s;
+    // Whatever woke us (unpark, an event, a timeout, an exception), reset; acquire pairs
+    // with an unpark's release if there was one.
+    ~reset_state() { s.exchange(empty, std::memory_order_acquire); }
+  } guard{state_};
+  std::optional<std::chrono::nanoseconds> timeout;
+  if (deadline)
+    timeout = std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                        *deadline - std::chrono::steady_clock::now()));
+  driver_.drv->park(timeout);
 }
 
 void parker::park_timeout_zero() {
   if (driver_.try_lock()) {
+    struct unlock_driver {
+      shared_driver& d;
+      ~unlock_driver() { d.unlock(); }
+    } guard{driver_};
     driver_.drv->park(std::chrono::nanoseconds(0));
-    driver_.unlock();
   }
 }
 

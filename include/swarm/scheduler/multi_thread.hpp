@@ -13,6 +13,7 @@
 #include <swarm/scheduler/driver.hpp>
 #include <swarm/scheduler/idle.hpp>
 #include <swarm/scheduler/inject_queue.hpp>
+#include <swarm/scheduler/job.hpp>
 #include <swarm/scheduler/local_queue.hpp>
 #include <swarm/scheduler/metrics.hpp>
 #include <swarm/scheduler/options.hpp>
@@ -23,6 +24,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <source_location>
@@ -55,6 +58,16 @@ struct alignas(cache_line) remote {
   worker_metrics metrics;
 };
 
+// How long a thread drives the scheduler (io_context's run / run_one / run_for / poll).
+struct run_limits {
+  std::size_t max_polls = static_cast<std::size_t>(-1); // run_one, poll_one: 1
+  std::optional<std::chrono::steady_clock::time_point> deadline; // run_for, run_until
+  bool block = true;                                               // poll: leave instead of parking
+  // Checked when the worker runs out of work, before it parks: true means leave (run()
+  // with no outstanding work).
+  std::function<bool()> idle_exit;
+};
+
 class handle {
 public:
   // `drv` may be null (workers then only sleep); it must outlive the handle.
@@ -69,6 +82,16 @@ public:
   // Drives worker `index` on the calling thread until shutdown, or until block_in_place
   // hands the worker to another thread. Returns at once if another thread drives it.
   SWARM_DECL void run_worker(std::size_t index);
+
+  // Drives any free worker on the calling thread within `limits` (waiting for one to be
+  // free if all are driven). Returns the number of polls; rethrows an exception thrown by
+  // a job or by a handler the driver ran, after leaving the worker in order.
+  SWARM_DECL std::size_t drive(const run_limits& limits);
+
+  // Makes every drive leave as soon as it can (io_context::stop); clear_stop() undoes it.
+  SWARM_DECL void request_stop();
+  SWARM_DECL void clear_stop() noexcept;
+  bool stop_requested() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   // Spawns a task. It is scheduled, never run inline. After shutdown the task is cancelled
   // before it runs and the handle resolves as cancelled.
@@ -142,6 +165,8 @@ private:
   header* next_remote_task();
   void worker_job(std::size_t index);
   void worker_exited();
+  std::size_t run_core(core* c, const run_limits& limits);
+  void return_core(core* c);
 
   // Hand-off helpers for block_in_place (out of line).
   SWARM_DECL bool begin_block_in_place();
@@ -155,9 +180,11 @@ private:
   owned_tasks<handle_ref> owned_;
   blocking_pool blocking_;
   std::atomic<std::uint64_t> remote_schedule_count_{0};
+  std::atomic<bool> stopped_{false};
 
   std::mutex shutdown_mutex_;
   std::condition_variable workers_done_;
+  std::condition_variable slot_freed_; // a core went back to its slot, or stop/shutdown
   std::vector<core*> shutdown_cores_;  // under shutdown_mutex_
   std::size_t active_workers_ = 0;     // worker loops running; under shutdown_mutex_
   bool all_cores_shut_down_ = false;   // under shutdown_mutex_

@@ -6,6 +6,8 @@
 #include <swarm/scheduler/driver.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <condition_variable>
 #include <mutex>
 
@@ -27,8 +29,9 @@ public:
   parker(const parker&) = delete;
   parker& operator=(const parker&) = delete;
 
-  // Sleeps until unpark(); returns at once if an unpark is pending. May return spuriously.
-  SWARM_DECL void park();
+  // Sleeps until unpark() or the deadline; returns at once if an unpark is pending. May
+  // return spuriously.
+  SWARM_DECL void park(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
   // Polls the driver without sleeping, if it is free.
   SWARM_DECL void park_timeout_zero();
   // Wakes the parked thread, or makes its next park return at once. Thread-safe.
@@ -39,8 +42,8 @@ public:
 private:
   enum : int { empty, parked_condvar, parked_driver, notified };
 
-  void park_condvar();
-  void park_driver();
+  void park_condvar(std::optional<std::chrono::steady_clock::time_point> deadline);
+  void park_driver(std::optional<std::chrono::steady_clock::time_point> deadline);
 
   std::atomic<int> state_{empty};
   std::mutex mutex_;

@@ -41,6 +41,10 @@ struct header {
 
 static_assert(sizeof(header) <= 8 * sizeof(void*));
 
+// The owner id of work scheduled without a task state machine (a job: a plain callable
+// posted to a runtime). No owned-task list ever has it: list ids count up from 1.
+inline constexpr std::uint64_t job_owner_id = ~std::uint64_t{0};
+
 // The cold tail of every cell.
 struct trailer {
   // Links of the owned-task list; touched only under that list's shard lock.

@@ -144,9 +144,10 @@ public:
     return task<S>(h);
   }
 
-  // Checks that a notified task belongs to this list before it is polled here.
+  // Checks that a notified task belongs to this list before it is polled here. Jobs
+  // (job_owner_id) belong to no list and pass.
   local_notified<S> assert_owner(notified<S> n) {
-    if (n.get()->owner_id != id_)
+    if (n.get()->owner_id != id_ && n.get()->owner_id != job_owner_id)
       throw std::logic_error("swarm: a task was scheduled on a runtime that does not own it");
     return local_notified<S>(std::move(n));
   }
@@ -244,7 +245,7 @@ public:
 
   // A hard check: it is what guarantees that thread-bound futures are polled here.
   local_notified<S> assert_owner(notified<S> n) {
-    if (n.get()->owner_id != id_)
+    if (n.get()->owner_id != id_ && n.get()->owner_id != job_owner_id)
       throw std::logic_error("swarm: a task was scheduled on a runtime that does not own it");
     return local_notified<S>(std::move(n));
   }
