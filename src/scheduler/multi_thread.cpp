@@ -630,6 +630,10 @@ void handle::clear_stop() noexcept { stopped_.store(false, std::memory_order_rel
 
 bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
 
+std::size_t handle::current_worker_index() const noexcept {
+  return current_context && current_context->h == this ? current_context->index : static_cast<std::size_t>(-1);
+}
+
 void handle::schedule_task(notified_task n, bool is_yield) {
   if (context* cx = current_context; cx && cx->h == this) {
     if (core* c = cx->core_slot) {

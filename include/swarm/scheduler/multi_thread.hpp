@@ -149,6 +149,8 @@ public:
 
   // Whether the calling thread is one of this scheduler's workers.
   SWARM_DECL bool is_current_worker() const noexcept;
+  // The index of the worker the calling thread drives, or size_t(-1).
+  SWARM_DECL std::size_t current_worker_index() const noexcept;
 
 private:
   friend struct handle_ref;

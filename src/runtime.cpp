@@ -1,0 +1,175 @@
+#include <swarm/runtime.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+namespace swarm {
+namespace {
+
+runtime_options options_for(int concurrency_hint) {
+  runtime_options o;
+  if (concurrency_hint > 0)
+    o.worker_threads = static_cast<std::size_t>(concurrency_hint);
+  return o;
+}
+
+int hint_for(const runtime_options& o) { return o.worker_threads == 1 ? 1 : 0; }
+
+} // namespace
+
+runtime::runtime() : runtime(runtime_options()) {}
+
+runtime::runtime(int concurrency_hint) : runtime(options_for(concurrency_hint)) {}
+
+runtime::runtime(runtime_options options)
+    : driver_(*this, hint_for(options)),
+      scheduler_(std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_)),
+      work_(scheduler_->num_workers()) {}
+
+runtime::~runtime() {
+  if (running_in_this_thread()) {
+    std::fputs("swarm: a runtime was destroyed from one of its own threads; aborting\n", stderr);
+    std::abort();
+  }
+  // Cancel every task and stop every thread first: nothing may run while Asio's services
+  // shut down. Then the services destroy their pending operations; handlers that post
+  // themselves while being destroyed (awaitable frames) meet a closed scheduler and are
+  // destroyed on the spot.
+  scheduler_->shutdown();
+  boost::asio::execution_context::shutdown();
+  boost::asio::execution_context::destroy();
+}
+
+std::size_t runtime::work_slot() const noexcept {
+  const std::size_t w = scheduler_->current_worker_index();
+  return w == static_cast<std::size_t>(-1) ? work_.external() : w;
+}
+
+void runtime::work_finished() noexcept {
+  const std::size_t slot = work_slot();
+  work_.finished(slot);
+  // Off the workers nobody else will notice that the last unit of work is gone: check
+  // here (workers check when they run out of tasks).
+  if (slot == work_.external() && work_.outstanding() == 0)
+    out_of_work();
+}
+
+bool runtime::out_of_work() {
+  if (work_.outstanding() != 0)
+    return false;
+  // io_context's rule: running out of work stops the context. A runtime with owned
+  // workers runs until stop() or shutdown instead.
+  {
+    std::lock_guard lock(mutex_);
+    if (started_)
+      return false;
+  }
+  stop();
+  return true;
+}
+
+std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
+  {
+    std::unique_lock lock(mutex_);
+    if (started_) {
+      // The owned workers drive the runtime: run() waits until it is stopped.
+      if (!limits.block)
+        return 0;
+      if (limits.deadline)
+        stopped_cv_.wait_until(lock, *limits.deadline, [&] { return scheduler_->stop_requested() || !started_; });
+      else
+        stopped_cv_.wait(lock, [&] { return scheduler_->stop_requested() || !started_; });
+      return 0;
+    }
+  }
+  if (scheduler_->stop_requested())
+    return 0;
+  if (work_.outstanding() == 0) {
+    stop();
+    return 0;
+  }
+  limits.idle_exit = [this] { return out_of_work(); };
+  std::size_t n = 0;
+  do {
+    n += scheduler_->drive(limits);
+    // A drive leaves early only by its limits, stop, or running out of work.
+  } while (limits.block && limits.max_polls == static_cast<std::size_t>(-1) && !limits.deadline &&
+           !scheduler_->stop_requested() && !scheduler_->is_shutdown());
+  return n;
+}
+
+std::size_t runtime::run() { return drive({}); }
+
+std::size_t runtime::run_one() {
+  detail::multi_thread::run_limits l;
+  l.max_polls = 1;
+  return drive(std::move(l));
+}
+
+std::size_t runtime::poll() {
+  detail::multi_thread::run_limits l;
+  l.block = false;
+  return drive(std::move(l));
+}
+
+std::size_t runtime::poll_one() {
+  detail::multi_thread::run_limits l;
+  l.block = false;
+  l.max_polls = 1;
+  return drive(std::move(l));
+}
+
+std::size_t runtime::run_until_steady(std::chrono::steady_clock::time_point t) {
+  detail::multi_thread::run_limits l;
+  l.deadline = t;
+  return drive(std::move(l));
+}
+
+void runtime::stop() {
+  scheduler_->request_stop();
+  std::lock_guard lock(mutex_);
+  stopped_cv_.notify_all();
+}
+
+bool runtime::stopped() const noexcept { return scheduler_->stop_requested(); }
+
+void runtime::restart() { scheduler_->clear_stop(); }
+
+void runtime::start() {
+  std::lock_guard lock(mutex_);
+  if (started_ && !scheduler_->stop_requested())
+    return;
+  scheduler_->clear_stop();
+  started_ = true;
+  scheduler_->launch();
+}
+
+void runtime::shutdown(std::chrono::nanoseconds timeout) {
+  if (running_in_this_thread())
+    throw std::logic_error("swarm: a runtime cannot be shut down from one of its own threads");
+  scheduler_->shutdown(timeout);
+  std::lock_guard lock(mutex_);
+  started_ = false;
+  stopped_cv_.notify_all();
+}
+
+runtime_metrics runtime::metrics() const {
+  const detail::multi_thread::handle& h = *scheduler_;
+  runtime_metrics m;
+  m.num_workers = h.num_workers();
+  m.num_alive_tasks = h.num_alive_tasks();
+  m.spawned_tasks_count = h.spawned_tasks_count();
+  m.global_queue_depth = h.global_queue_depth();
+  m.remote_schedule_count = h.remote_schedule_count();
+  m.budget_forced_yield_count = h.budget_forced_yield_count();
+  m.num_blocking_threads = h.blocking().num_threads();
+  m.num_idle_blocking_threads = h.blocking().num_idle_threads();
+  m.blocking_queue_depth = h.blocking().queue_depth();
+  for (std::size_t i = 0; i < m.num_workers; ++i)
+    m.workers.push_back(h.worker_metrics(i));
+  return m;
+}
+
+} // namespace swarm
