@@ -87,7 +87,7 @@ class owned_tasks {
 public:
   // Tokio's shard count: four per worker, rounded up to a power of two, at most 65536.
   static std::size_t shard_count_for(std::size_t workers) noexcept {
-    const std::size_t n = std::bit_ceil(workers == 0 ? std::size_t{1} : workers) * 4;
+    const std::size_t n = std::bit_ceil(workers == 0 ? std::size_t{1} : workers > 16384 ? std::size_t{16384} : workers) * 4;
     return n > 65536 ? 65536 : n;
   }
 
@@ -103,10 +103,12 @@ public:
 
   // Creates a task and binds it to this list. If the list is closed, the task is cancelled
   // before it ever runs and only the join handle is returned.
-  template <future F>
-  bind_result<F, S> bind(F f, S s, task_id id, std::source_location location = std::source_location::current(),
-                         const task_hook* on_terminate = nullptr) {
-    new_task_result<F, S> t = new_task(std::move(f), std::move(s), id, location, on_terminate);
+  // The task's own scheduler type S2 may differ from S (a runtime layer may store more per
+  // task); the list only holds headers.
+  template <future F, task_scheduler S2 = S>
+  bind_result<F, S2> bind(F f, S2 s, task_id id, std::source_location location = std::source_location::current(),
+                          const task_hook* on_terminate = nullptr) {
+    new_task_result<F, S2> t = new_task(std::move(f), std::move(s), id, location, on_terminate);
     // Exclusive: the task is not yet published.
     t.owned.get()->owner_id = id_;
     shard& sh = shard_for(id);
