@@ -372,10 +372,13 @@ struct worker_loop {
       }
     }
     if (transition_to_parked(c)) {
-      for (;;) {
+      for (bool woken = false;; woken = true) {
         if (c->is_shutdown)
           break;
-        if (must_leave()) {
+        // run() with no outstanding work: the last unit may have finished in a handler the
+        // driver ran while we slept in it (a timer or an I/O completion), and nobody else
+        // would notice. (Before the first sleep, run() has just checked.)
+        if (must_leave() || (woken && cx.limits->idle_exit && cx.limits->idle_exit())) {
           // Leaving while registered as a sleeper: take ourselves out. If a notifier
           // already popped us, it counted us as searching; run() undoes that on leaving.
           c->is_searching = !h.idle_.unpark_worker_by_id(cx.index);
