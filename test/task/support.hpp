@@ -322,6 +322,11 @@ probed<F> make_probed(F f, drop_probe* p, bool throws = false, std::atomic<std::
 // A waker with its own vtable that counts clone / wake / wake_by_ref / drop, for join-handle
 // polls. The object's address is the data pointer, so two counting_wakers never will_wake
 // each other. get() is the test's borrowed base waker; only its clones are counted as live.
+//
+// Unlike a real waker, a clone does not keep the counting_waker alive: it must outlive every
+// task that may still hold a clone. With worker threads that includes a task whose output
+// was already read and whose handle was dropped: its worker may still be inside complete(),
+// about to wake and then drop the join waker (wait for toy_runtime::cells_live() == 0).
 class counting_waker {
 public:
   counting_waker() : base_(this, &vtable) {}
