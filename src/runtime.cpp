@@ -6,6 +6,33 @@
 #include <thread>
 
 namespace swarm {
+namespace detail {
+
+// Marks a context as a swarm runtime, so that the runtime can be found from any executor
+// of it (execution_context has no virtual members to cast through).
+class runtime_service : public boost::asio::execution_context::service {
+public:
+  static boost::asio::execution_context::id id;
+  runtime_service(boost::asio::execution_context& ctx, runtime* rt) : service(ctx), rt_(rt) {}
+  // Only reached if looked up before registration; runtime_from_context checks first.
+  explicit runtime_service(boost::asio::execution_context& ctx) : service(ctx), rt_(nullptr) {}
+  runtime* get() const noexcept { return rt_; }
+
+private:
+  void shutdown() override {}
+  runtime* rt_;
+};
+
+boost::asio::execution_context::id runtime_service::id;
+
+runtime* runtime_from_context(boost::asio::execution_context& ctx) {
+  if (!boost::asio::has_service<runtime_service>(ctx))
+    return nullptr;
+  return boost::asio::use_service<runtime_service>(ctx).get();
+}
+
+} // namespace detail
+
 namespace {
 
 runtime_options options_for(int concurrency_hint) {
@@ -26,7 +53,9 @@ runtime::runtime(int concurrency_hint) : runtime(options_for(concurrency_hint)) 
 runtime::runtime(runtime_options options)
     : driver_(*this, hint_for(options)),
       scheduler_(std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_)),
-      work_(scheduler_->num_workers()) {}
+      work_(scheduler_->num_workers()) {
+  boost::asio::add_service(*this, new detail::runtime_service(*this, this));
+}
 
 runtime::~runtime() {
   if (running_in_this_thread()) {

@@ -73,7 +73,7 @@ template <class Fn>
 const struct vtable job<Fn>::vtable = {
     &job::poll, &job::unreachable, &job::dealloc, &job::unreachable_read, &job::unreachable, &job::unreachable,
     // Shutdown of a job that was never run: destroy it.
-    &job::dealloc, 0, 0, 0,
+    &job::dealloc, &job::unreachable, 0, 0, 0,
 };
 
 } // namespace swarm::detail

@@ -111,6 +111,21 @@ public:
     return std::move(b.join);
   }
 
+  // For runtime layers that create their own task types: the owned-task list, the
+  // terminate hook to store in each task, and the spawn hook to run before scheduling.
+  owned_tasks<handle_ref>& owned() noexcept { return owned_; }
+  const task_hook* terminate_hook() const noexcept {
+    return options_.on_task_terminate ? &options_.on_task_terminate : nullptr;
+  }
+  void run_spawn_hook(const task_meta& meta) const noexcept {
+    if (options_.on_task_spawn) {
+      try {
+        options_.on_task_spawn(meta);
+      } catch (...) {
+      }
+    }
+  }
+
   // Runs `f` on the blocking pool; see blocking_pool.
   template <class Fn>
   auto spawn_blocking(Fn&& fn, std::source_location location = std::source_location::current()) {

@@ -33,7 +33,7 @@ public:
   // that completed first keeps its value.
   void abort() const {
     if (raw_)
-      raw_.remote_abort();
+      raw_.get()->vtable->abort(raw_.get());
   }
 
   bool is_finished() const noexcept { return raw_ && raw_.state().load().is_complete(); }

@@ -109,6 +109,15 @@ public:
 
   static void drop_abort_handle(header* h) noexcept { raw_task(h).drop_reference(); }
 
+  // Tokio's abort (remote_abort), unless the scheduler type defines its own (a runtime
+  // whose tasks are cancelled cooperatively once started).
+  static void abort(header* h) {
+    if constexpr (requires { S::abort(h); })
+      S::abort(h);
+    else
+      raw_task(h).remote_abort();
+  }
+
 private:
   enum class poll_action { done, notified, complete, dealloc };
 
@@ -265,6 +274,7 @@ const struct vtable harness<F, S>::vtable = {
     &harness::drop_join_handle_slow,
     &harness::drop_abort_handle,
     &harness::shutdown,
+    &harness::abort,
     cell_layout<F, S>::trailer_offset,
     cell_layout<F, S>::scheduler_offset,
     cell_layout<F, S>::id_offset,

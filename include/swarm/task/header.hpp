@@ -22,6 +22,7 @@ struct vtable {
   void (*drop_join_handle_slow)(header*);
   void (*drop_abort_handle)(header*);
   void (*shutdown)(header*); // consumes one reference
+  void (*abort)(header*);    // join/abort handle abort; the caller keeps its reference
   std::size_t trailer_offset;
   std::size_t scheduler_offset;
   std::size_t id_offset;

@@ -53,7 +53,7 @@ public:
     return true;
   }
 
-  void abort() const { raw_.remote_abort(); }
+  void abort() const { raw_.get()->vtable->abort(raw_.get()); }
   bool is_finished() const noexcept { return raw_.state().load().is_complete(); }
   task_id id() const noexcept { return raw_.id(); }
 

@@ -1,0 +1,145 @@
+// The handler queue of a task: what is executed on a task's executor waits here until the
+// task runs it, one at a time, so everything a task does (its coroutine, children made with
+// ||, && and parallel_group, cancellation delivered to it) is serialised: a strand merged
+// into the task.
+//
+// Any thread pushes; exactly one drainer at a time pops. Who drains is decided by one
+// atomic word, `control` = (pending count << 1) | strand bit:
+//   - the pusher that moves the count from 0 to 1 is responsible for getting a drainer: in
+//     task mode it wakes the task (its poll drains), in strand mode (after the task
+//     completed) it posts a drain job to the runtime;
+//   - a drainer keeps that responsibility until its own decrement brings the count to 0.
+// The mode bit lives in the same word so that a pusher learns count and mode from one
+// read-modify-write: switching to strand mode can never race a pusher's choice.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace swarm::detail {
+
+// A type-erased queued handler. `complete(op, run)` runs it (run = true) or destroys it
+// unrun, and frees it either way.
+struct serial_op {
+  serial_op* next = nullptr;
+  void (*complete)(serial_op* op, bool run) = nullptr;
+};
+
+template <class F>
+struct serial_op_impl : serial_op {
+  F f;
+  template <class G>
+  explicit serial_op_impl(G&& g) : f(std::forward<G>(g)) {
+    complete = &do_complete;
+  }
+  static void do_complete(serial_op* base, bool run) {
+    auto* op = static_cast<serial_op_impl*>(base);
+    F local(std::move(op->f));
+    delete op;
+    if (run)
+      std::move(local)();
+  }
+};
+
+class serial_queue {
+public:
+  enum class push_result {
+    queued,       // someone else is responsible for draining
+    wake_task,    // the caller must wake the task (task mode)
+    post_drainer, // the caller must post a strand drain job (strand mode)
+  };
+
+  serial_queue() noexcept = default;
+  serial_queue(const serial_queue&) = delete;
+  serial_queue& operator=(const serial_queue&) = delete;
+
+  // Destroys whatever was never run (the task's cell is being freed: nobody can push).
+  ~serial_queue() {
+    take_pushed();
+    while (serial_op* op = pop_local())
+      op->complete(op, false);
+  }
+
+  // Any thread. acq_rel: the pusher that becomes responsible synchronises with the
+  // drainer's releasing decrement (it sees the mode the drainer set before releasing).
+  push_result push(serial_op* op) noexcept {
+    const std::uintptr_t prev = control_.fetch_add(one, std::memory_order_acq_rel);
+    // Link after counting: a drainer that sees the count but not yet the op retries.
+    op->next = pushed_.load(std::memory_order_relaxed);
+    // Release: publishes the op's contents to the drainer's acquire exchange.
+    while (!pushed_.compare_exchange_weak(op->next, op, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    if ((prev >> 1) != 0)
+      return push_result::queued;
+    return (prev & strand_bit) ? push_result::post_drainer : push_result::wake_task;
+  }
+
+  // ---- The drainer only (holding the responsibility) ----
+
+  // The next op in FIFO order, or null if none is visible yet (a pusher may be between
+  // its count and its link: the count says whether to retry).
+  serial_op* next() noexcept {
+    if (!local_)
+      take_pushed();
+    return pop_local();
+  }
+
+  // Accounts for `n` ops run. Returns true when that brought the count to zero: the
+  // responsibility is released and the caller must not touch the queue again.
+  bool release(std::size_t n) noexcept {
+    assert(n > 0);
+    const std::uintptr_t prev = control_.fetch_sub(n * one, std::memory_order_acq_rel);
+    assert((prev >> 1) >= n);
+    return (prev >> 1) == n;
+  }
+
+  // Switches to strand mode (the task completed or was cancelled). Returns the pending
+  // count at that moment: non-zero means a drainer is owed, and it is the caller (who
+  // holds, or inherits from the task, the responsibility).
+  std::size_t to_strand_mode() noexcept {
+    return control_.fetch_or(strand_bit, std::memory_order_acq_rel) >> 1;
+  }
+
+  std::size_t pending() const noexcept { return control_.load(std::memory_order_acquire) >> 1; }
+  bool is_strand_mode() const noexcept { return control_.load(std::memory_order_acquire) & strand_bit; }
+
+private:
+  static constexpr std::uintptr_t strand_bit = 1;
+  static constexpr std::uintptr_t one = 2;
+
+  void take_pushed() noexcept {
+    // Acquire: pairs with the pushers' release; reverse the LIFO stack into FIFO order.
+    serial_op* stack = pushed_.exchange(nullptr, std::memory_order_acquire);
+    serial_op* fifo = nullptr;
+    while (stack) {
+      serial_op* n = stack->next;
+      stack->next = fifo;
+      fifo = stack;
+      stack = n;
+    }
+    if (!local_) {
+      local_ = fifo;
+    } else {
+      serial_op* tail = local_;
+      while (tail->next)
+        tail = tail->next;
+      tail->next = fifo;
+    }
+  }
+
+  serial_op* pop_local() noexcept {
+    serial_op* op = local_;
+    if (op)
+      local_ = op->next;
+    return op;
+  }
+
+  std::atomic<std::uintptr_t> control_{0};
+  std::atomic<serial_op*> pushed_{nullptr};
+  serial_op* local_ = nullptr; // taken from pushed_, not yet run; drainer only
+};
+
+} // namespace swarm::detail

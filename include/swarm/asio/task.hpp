@@ -1,0 +1,222 @@
+// An Asio task: a coroutine spawned with co_spawn onto the task's own serial executor, run
+// by the task state machine of include/swarm/task.
+//
+// The cell of an Asio task stores:
+//   - as its scheduler value (task_sched): the runtime, the task's handler queue, the
+//     cancellation signal bound to co_spawn's completion, and the start/abort state. These
+//     live until the cell is freed, because executors and pending operations outlive the
+//     coroutine;
+//   - as its future (task_future<T>): the result slot. A poll drains the handler queue
+//     (each handler costs one unit of coop budget) until the coroutine delivered its result.
+//
+// Abort: before the first poll, Tokio's path (the cancelled bit; the coroutine never runs).
+// After it, Asio's: terminal cancellation is emitted on co_spawn's slot from inside the
+// task, serialised with the coroutine, which unwinds at its current await.
+#pragma once
+
+#include <swarm/asio/serial_queue.hpp>
+#include <swarm/runtime.hpp>
+#include <swarm/scheduler/coop.hpp>
+#include <swarm/task/core.hpp>
+#include <swarm/task/task.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution.hpp>
+
+#include <atomic>
+#include <exception>
+#include <type_traits>
+
+namespace swarm::detail {
+
+// What an Asio task produces: its value, or the exception that ended it, and whether an
+// abort was requested before it ended (an exception then means "cancelled").
+template <class T>
+struct task_output {
+  std::exception_ptr error;
+  bool abort_requested = false;
+  T value{};
+};
+
+class task_sched;
+
+// The serial queue being drained on this thread, and the live future of its task, if the
+// drain is a task poll (null in strand mode).
+struct drain_scope {
+  const serial_queue* queue;
+  void* future;
+  drain_scope* prev;
+  SWARM_DECL static drain_scope*& current() noexcept;
+  drain_scope(const serial_queue* q, void* f) noexcept : queue(q), future(f), prev(current()) { current() = this; }
+  ~drain_scope() { current() = prev; }
+  drain_scope(const drain_scope&) = delete;
+  drain_scope& operator=(const drain_scope&) = delete;
+};
+
+// Start state of an Asio task.
+enum : int { task_not_started = 0, task_started = 1, task_aborted_before_start = 2 };
+
+class task_sched {
+public:
+  explicit task_sched(runtime* rt) noexcept : rt_(rt) {}
+  // Moved only into the cell, before the task is published: nothing but rt_ is set yet.
+  task_sched(task_sched&& o) noexcept : rt_(o.rt_) {}
+
+  runtime* rt() const noexcept { return rt_; }
+  serial_queue& queue() noexcept { return queue_; }
+  boost::asio::cancellation_signal& abort_signal() noexcept { return abort_signal_; }
+  std::atomic<int>& start_state() noexcept { return start_state_; }
+  std::atomic<bool>& abort_requested() noexcept { return abort_requested_; }
+
+  // The scheduler concept.
+  void schedule(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false); }
+  void yield_now(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true); }
+  task<task_sched> release(raw_task t) { return task<task_sched>(rt_->scheduler().owned().remove(t).release()); }
+  void unhandled_exception(std::exception_ptr e) { multi_thread::handle_ref{&rt_->scheduler()}.unhandled_exception(e); }
+
+  static task_sched& of(header* h) noexcept { return get_scheduler<task_sched>(h); }
+
+  // Abort through the harness (abort_handle, raw join handles).
+  SWARM_DECL static void abort(header* h);
+
+private:
+  runtime* rt_;
+  serial_queue queue_;
+  boost::asio::cancellation_signal abort_signal_;
+  std::atomic<int> start_state_{task_not_started};
+  std::atomic<bool> abort_requested_{false};
+};
+
+// Runs the queued handlers of a completed (or never started) task, outside any task poll,
+// as a strand would. Holds one task reference. A task that never started has its handlers
+// destroyed unrun instead: its coroutine must never run.
+SWARM_DECL void post_strand_drain(header* h);
+
+// Pushes `op` to the task's queue and makes sure someone drains it.
+inline void submit_to_task(header* h, serial_op* op) {
+  switch (task_sched::of(h).queue().push(op)) {
+  case serial_queue::push_result::queued:
+    break;
+  case serial_queue::push_result::wake_task:
+    raw_task(h).wake_by_ref();
+    break;
+  case serial_queue::push_result::post_drainer:
+    h->state.ref_inc(); // for the drain job
+    post_strand_drain(h);
+    break;
+  }
+}
+
+template <class T>
+class task_future {
+public:
+  using output_type = task_output<T>;
+
+  explicit task_future(runtime* rt) noexcept : rt_(rt) { rt_->work_started(); } // a live task is work
+  task_future(task_future&& o) noexcept : rt_(std::exchange(o.rt_, nullptr)), h_(o.h_) {}
+  task_future& operator=(task_future&&) = delete;
+
+  ~task_future() {
+    if (!rt_)
+      return;
+    if (h_ && !done_) {
+      // Dropped before the coroutine delivered (aborted before start, or shutdown). We
+      // hold `running`: no drain runs. Free co_spawn's cancellation proxy (it holds an
+      // executor, so a reference to this very task). Then no poll will drain the queue
+      // again: a pending count means a drainer is owed, and the responsibility is ours.
+      task_sched::of(h_).abort_signal().slot().clear();
+      if (task_sched::of(h_).queue().to_strand_mode() != 0) {
+        h_->state.ref_inc();
+        post_strand_drain(h_);
+      }
+    }
+    rt_->work_finished();
+  }
+
+  void attach(header* h) noexcept { h_ = h; }
+
+  // The co_spawn completion: called inside our own drain.
+  void deliver(std::exception_ptr e, T&& v) {
+    out_.error = std::move(e);
+    out_.value = std::move(v);
+    done_ = true;
+  }
+
+  // Drains the handler queue under `running`. Per poll; hot.
+  std::optional<task_output<T>> poll(poll_context& cx) {
+    task_sched& s = task_sched::of(h_);
+    if (!started_) {
+      int expected = task_not_started;
+      // acq_rel: orders against abort's CAS on the same word (one of the two wins).
+      if (!s.start_state().compare_exchange_strong(expected, task_started, std::memory_order_acq_rel)) {
+        // Aborted before it started: never run anything. The abort set `cancelled`; the
+        // harness cancels the task when this poll ends.
+        return std::nullopt;
+      }
+      started_ = true;
+    }
+    serial_queue& q = s.queue();
+    std::size_t ran = 0;
+    bool released = false;
+    {
+      drain_scope scope(&q, this);
+      for (;;) {
+        serial_op* op = q.next();
+        if (!op) {
+          if (ran != 0) {
+            released = q.release(ran);
+            ran = 0;
+            if (released)
+              break;
+            continue;
+          }
+          // Counted but not linked yet: a pusher is mid-push. Come back shortly.
+          cx.get_waker().wake_by_ref();
+          break;
+        }
+        op->complete(op, true);
+        ++ran;
+        if (done_)
+          break;
+        if (!coop::current().decrement()) {
+          // Out of budget: keep the responsibility and come back after other work.
+          cx.get_waker().wake_by_ref();
+          break;
+        }
+      }
+    }
+    if (!done_) {
+      if (!released && ran != 0 && q.release(ran)) {
+        // Released after all; the wake we asked for is then a spurious poll, which is fine.
+      }
+      return std::nullopt;
+    }
+    // The coroutine is done: free co_spawn's cancellation proxy (it holds an executor, so
+    // a reference to this task; left in place it would keep the cell alive for ever).
+    s.abort_signal().slot().clear();
+    // Hand the queue to strand mode while we still hold the responsibility, then account
+    // for what we ran: whatever is left is owed a drainer.
+    q.to_strand_mode();
+    if (ran == 0 || !q.release(ran)) {
+      h_->state.ref_inc();
+      post_strand_drain(h_);
+    }
+    out_.abort_requested = s.abort_requested().load(std::memory_order_acquire);
+    return std::move(out_);
+  }
+
+private:
+  runtime* rt_;
+  header* h_ = nullptr;
+  task_output<T> out_;
+  bool done_ = false;
+  bool started_ = false;
+};
+
+// The completion handler given to co_spawn: runs on the task's executor, inside the task's
+// drain, and hands the result to the future.
+template <class T>
+struct spawn_completion;
+
+} // namespace swarm::detail

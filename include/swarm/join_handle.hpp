@@ -1,0 +1,337 @@
+// join_handle<T>: the right to await a task's value with any Asio completion token, and to
+// abort it. Move-only; destroying it detaches the task (it keeps running) and completes a
+// wait still pending with operation_aborted.
+#pragma once
+
+#include <swarm/asio/task.hpp>
+#include <swarm/detail/config.hpp>
+#include <swarm/runtime.hpp>
+#include <swarm/task/abort.hpp>
+#include <swarm/task/join.hpp>
+#include <swarm/task/join_error.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace swarm {
+
+template <class T>
+class join_handle;
+
+namespace detail {
+
+// Aborts an Asio task: before it started, Tokio's way (it never runs); after, by emitting
+// terminal cancellation on co_spawn's slot from inside the task. Idempotent.
+SWARM_DECL void abort_asio_task(header* h);
+
+// What a task of T stores (unit for void) and the signature of its join completion.
+template <class T>
+using stored_t = std::conditional_t<std::is_void_v<T>, unit, T>;
+template <class T>
+using join_signature = std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+
+// Turns what a task produced into the (exception, value) pair of a join completion.
+template <class V>
+std::pair<std::exception_ptr, V> join_result(task_id id, outcome<task_output<V>>&& o) {
+  if (!o.has_value())
+    return {std::make_exception_ptr(o.error()), V{}};
+  task_output<V>& out = o.value();
+  if (!out.error)
+    return {nullptr, std::move(out.value)};
+  if (out.abort_requested)
+    return {std::make_exception_ptr(join_error::cancelled(id)), V{}};
+  return {std::make_exception_ptr(join_error::panic(id, out.error)), V{}};
+}
+
+// The state behind a join handle's waits, created at the first wait. It owns the raw join
+// handle from then on; the handle, registered wakers and queued deliveries hold references.
+template <class T>
+class join_waiter {
+  using V = stored_t<T>;
+
+public:
+  using handler_type = boost::asio::any_completion_handler<join_signature<T>>;
+
+  join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw) : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
+
+  raw_join_handle<task_output<V>>& raw() noexcept { return raw_; }
+  task_id id() const noexcept { return id_; }
+
+  void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void unref() noexcept {
+    // acq_rel: the last owner sees every other owner's writes before deleting.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      delete this;
+  }
+
+  // A new wait. Completes an earlier pending wait with operation_aborted.
+  void start_wait(handler_type h) {
+    std::unique_lock lock(mutex_);
+    if (std::optional<handler_type> old = take_pending())
+      post_error(std::move(*old), boost::asio::error::operation_aborted);
+    if (taken_ || !raw_) {
+      lock.unlock();
+      post_exception(std::move(h), std::make_exception_ptr(std::logic_error(
+                                       "swarm::join_handle: the task's value was already delivered to an earlier wait")));
+      return;
+    }
+    std::optional<outcome<task_output<V>>> out = poll_raw();
+    if (out) {
+      taken_ = true;
+      auto r = join_result<V>(id_, std::move(*out));
+      lock.unlock();
+      post_value(std::move(h), std::move(r));
+      return;
+    }
+    boost::asio::cancellation_slot slot = boost::asio::get_associated_cancellation_slot(h);
+    pending_.emplace(std::move(h));
+    if (slot.is_connected()) {
+      ref();
+      slot.template emplace<cancel_wait>(this);
+    }
+  }
+
+  // The handle went away: a pending wait ends with operation_aborted; the raw handle is
+  // dropped (detaching the task). Called with the handle's reference still held.
+  void detach() {
+    std::unique_lock lock(mutex_);
+    std::optional<handler_type> old = take_pending();
+    raw_join_handle<task_output<V>> raw = std::move(raw_);
+    lock.unlock();
+    if (old)
+      post_error(std::move(*old), boost::asio::error::operation_aborted);
+  }
+
+private:
+  // Installed in a wait's cancellation slot: cancels the wait only; the task runs on.
+  struct cancel_wait {
+    join_waiter* w;
+    explicit cancel_wait(join_waiter* w) noexcept : w(w) {}
+    cancel_wait(const cancel_wait&) = delete;
+    ~cancel_wait() { w->unref(); }
+    void operator()(boost::asio::cancellation_type) {
+      std::unique_lock lock(w->mutex_);
+      if (std::optional<handler_type> h = w->take_pending()) {
+        lock.unlock();
+        // Completed by posting, never inline in the emitter (|| emits while its group is
+        // completing).
+        w->post_error(std::move(*h), boost::asio::error::operation_aborted);
+      }
+    }
+  };
+
+  std::optional<handler_type> take_pending() {
+    std::optional<handler_type> h = std::move(pending_);
+    pending_.reset();
+    return h;
+  }
+
+  // Woken at completion (the join waker). Runs on a runtime worker.
+  void on_complete() {
+    std::unique_lock lock(mutex_);
+    if (!pending_ || !raw_ || taken_)
+      return; // no wait pending: the value stays in the task for the next wait
+    std::optional<outcome<task_output<V>>> out = poll_raw();
+    if (!out)
+      return; // spurious; registered again
+    taken_ = true;
+    handler_type h = std::move(*pending_);
+    pending_.reset();
+    auto r = join_result<V>(id_, std::move(*out));
+    lock.unlock();
+    deliver(std::move(h), std::move(r));
+  }
+
+  // Delivery: through the runtime, then to the handler's associated executor (never inline
+  // in the initiating call or in the task's completion).
+  // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
+  std::optional<outcome<task_output<V>>> poll_raw() {
+    waker w(this, &vtable);
+    struct forget {
+      waker& w;
+      ~forget() { w.forget(); }
+    } guard{w};
+    return raw_.poll(w);
+  }
+
+  void post_value(handler_type h, std::pair<std::exception_ptr, V> r) {
+    rt_->post_job(delivery{std::move(h), std::move(r.first), std::move(r.second)}, false);
+  }
+  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{std::move(h), std::move(e), V{}}, false); }
+  void post_error(handler_type h, boost::system::error_code ec) {
+    post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
+  }
+  static void deliver(handler_type h, std::pair<std::exception_ptr, V> r) {
+    delivery{std::move(h), std::move(r.first), std::move(r.second)}();
+  }
+
+  // A queued completion. Run or not (a runtime shut down drops unrun jobs), it delivers:
+  // a wait must always complete, or a use_future waiter would see a broken promise.
+  struct delivery {
+    std::optional<handler_type> h;
+    std::exception_ptr e;
+    V value;
+    delivery(handler_type hh, std::exception_ptr ee, V v) : h(std::move(hh)), e(std::move(ee)), value(std::move(v)) {}
+    delivery(delivery&& o) noexcept(std::is_nothrow_move_constructible_v<V>)
+        : h(std::move(o.h)), e(std::move(o.e)), value(std::move(o.value)) {
+      o.h.reset(); // the moved-from delivery must not deliver
+    }
+    ~delivery() {
+      if (h)
+        run();
+    }
+    void operator()() { run(); }
+    void run() {
+      handler_type hh = std::move(*h);
+      h.reset();
+      boost::asio::get_associated_cancellation_slot(hh).clear();
+      if constexpr (std::is_void_v<T>)
+        boost::asio::dispatch(boost::asio::append(std::move(hh), std::move(e)));
+      else
+        boost::asio::dispatch(boost::asio::append(std::move(hh), std::move(e), std::move(value)));
+    }
+  };
+
+  // The join waker: one reference per clone.
+  static void* w_clone(void* p) noexcept {
+    static_cast<join_waiter*>(p)->ref();
+    return p;
+  }
+  static void w_wake(void* p) {
+    w_wake_by_ref(p);
+    static_cast<join_waiter*>(p)->unref();
+  }
+  static void w_wake_by_ref(void* p) {
+    auto* w = static_cast<join_waiter*>(p);
+    w->ref();
+    w->rt_->post_job(
+        [w] {
+          w->on_complete();
+          w->unref();
+        },
+        false);
+  }
+  static void w_drop(void* p) noexcept { static_cast<join_waiter*>(p)->unref(); }
+  static constexpr waker_vtable vtable{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};
+
+  runtime* rt_;
+  std::atomic<std::size_t> refs_{1};
+  std::mutex mutex_;
+  raw_join_handle<task_output<V>> raw_; // under mutex_
+  std::optional<handler_type> pending_; // under mutex_
+  bool taken_ = false;                  // under mutex_
+  task_id id_;
+};
+
+} // namespace detail
+
+template <class T>
+class join_handle {
+  static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
+                "swarm::join_handle<T> needs T default-constructible (as co_spawn's void(exception_ptr, T))");
+
+public:
+  using value_type = T;
+  using signature = detail::join_signature<T>;
+
+  join_handle() noexcept = default;
+  join_handle(runtime* rt, detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw) noexcept
+      : rt_(rt), raw_(std::move(raw)) {}
+  join_handle(join_handle&& o) noexcept
+      : rt_(o.rt_), raw_(std::move(o.raw_)), waiter_(std::exchange(o.waiter_, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      rt_ = o.rt_;
+      raw_ = std::move(o.raw_);
+      waiter_ = std::exchange(o.waiter_, nullptr);
+    }
+    return *this;
+  }
+  ~join_handle() { reset(); }
+
+  explicit operator bool() const noexcept { return header() != nullptr; }
+
+  // Idempotent and thread-safe.
+  void abort() const {
+    if (detail::header* h = header())
+      detail::abort_asio_task(h);
+  }
+  bool is_finished() const noexcept {
+    detail::header* h = header();
+    return h && h->state.load().is_complete();
+  }
+  abort_handle get_abort_handle() const {
+    detail::header* h = checked_header();
+    h->state.ref_inc();
+    return abort_handle(h);
+  }
+  task_id id() const noexcept {
+    detail::header* h = header();
+    return h ? detail::get_id(h) : task_id();
+  }
+
+  // Completes with (nullptr, value), or (join_error, T{}) when the task was aborted or
+  // threw. Cancel-safe: cancelling the wait completes it with operation_aborted and leaves
+  // the task running; wait again to get the value. The value is delivered once.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(signature) CompletionToken>
+  auto async_wait(CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, signature>(
+        [this](auto handler) { start_wait(std::move(handler)); }, token);
+  }
+
+  // So that `co_await std::move(h)` works: the handle is itself an async operation.
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(signature) CompletionToken>
+  auto operator()(CompletionToken&& token) {
+    return async_wait(std::forward<CompletionToken>(token));
+  }
+
+private:
+  detail::header* header() const noexcept {
+    if (waiter_)
+      return waiter_->raw().raw().get();
+    return raw_.raw().get();
+  }
+  detail::header* checked_header() const {
+    detail::header* h = header();
+    if (!h)
+      throw std::logic_error("swarm::join_handle: empty handle (moved from or default-constructed)");
+    return h;
+  }
+
+  template <class Handler>
+  void start_wait(Handler&& handler) {
+    if (!waiter_) {
+      checked_header();
+      waiter_ = new detail::join_waiter<T>(rt_, std::move(raw_));
+    }
+    waiter_->start_wait(typename detail::join_waiter<T>::handler_type(std::forward<Handler>(handler)));
+  }
+
+  void reset() noexcept {
+    if (detail::join_waiter<T>* w = std::exchange(waiter_, nullptr)) {
+      w->detach();
+      w->unref();
+    }
+    raw_.reset();
+  }
+
+  runtime* rt_ = nullptr;
+  detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw_;
+  detail::join_waiter<T>* waiter_ = nullptr;
+};
+
+} // namespace swarm

@@ -1,0 +1,186 @@
+// Spawning tasks on a runtime: swarm::spawn for coroutines and callables, and the
+// use_join_handle completion token for asio::co_spawn.
+#pragma once
+
+#include <swarm/asio/task.hpp>
+#include <swarm/asio/task_executor.hpp>
+#include <swarm/join_handle.hpp>
+#include <swarm/runtime.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/query.hpp>
+
+#include <source_location>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+namespace swarm {
+namespace detail {
+
+// The runtime an executor belongs to: swarm's executors (and wrappers such as strand)
+// name it in their context; an any_io_executor is checked through the runtime's service.
+SWARM_DECL runtime* runtime_from_context(boost::asio::execution_context& ctx);
+
+template <class Executor>
+runtime& runtime_of(const Executor& ex) {
+  auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
+  using ctx_type = std::remove_cvref_t<decltype(ctx)>;
+  if constexpr (std::is_same_v<ctx_type, runtime>) {
+    return ctx;
+  } else {
+    static_assert(std::is_base_of_v<boost::asio::execution_context, ctx_type>,
+                  "swarm::spawn needs an executor of a swarm::runtime");
+    runtime* rt = runtime_from_context(ctx);
+    if (!rt)
+      throw std::invalid_argument("swarm::spawn: the executor does not belong to a swarm::runtime");
+    return *rt;
+  }
+}
+
+// co_spawn's completion handler for an Asio task. It runs inside the task's drain (its
+// executor is the task's), where it hands the result to the live future; in strand mode
+// (the task was already cancelled) the result has nowhere to go and is dropped.
+template <class V>
+struct spawn_completion {
+  header* h;
+  using executor_type = task_executor;
+  using cancellation_slot_type = boost::asio::cancellation_slot;
+
+  executor_type get_executor() const noexcept { return task_executor(task_sched::of(h).rt(), h); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return task_sched::of(h).abort_signal().slot(); }
+
+  void operator()(std::exception_ptr e) { deliver(std::move(e), V{}); }
+  template <class U>
+  void operator()(std::exception_ptr e, U&& v) {
+    deliver(std::move(e), V(std::forward<U>(v)));
+  }
+
+private:
+  void deliver(std::exception_ptr e, V v) {
+    const drain_scope* d = drain_scope::current();
+    if (d && d->future && d->queue == &task_sched::of(h).queue())
+      static_cast<task_future<V>*>(d->future)->deliver(std::move(e), std::move(v));
+  }
+};
+
+// Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
+template <class T, class AwEx, class Make>
+join_handle<T> spawn_coroutine(runtime& rt, Make&& make, std::source_location loc) {
+  using V = stored_t<T>;
+  if (rt.scheduler().is_shutdown())
+    throw std::logic_error("swarm::spawn: the runtime is shut down");
+  const task_id id = task_id::next();
+  multi_thread::handle& sched = rt.scheduler();
+  bind_result<task_future<V>, task_sched> b =
+      sched.owned().bind(task_future<V>(&rt), task_sched(&rt), id, loc, sched.terminate_hook());
+  header* h = b.join.raw().get();
+  cell<task_future<V>, task_sched>::stage_of(h).future().attach(h);
+  join_handle<T> jh(&rt, std::move(b.join));
+  if (b.first) {
+    // The coroutine's entry is queued on the task's executor; the first poll runs it.
+    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<V>{h});
+    sched.run_spawn_hook(task_meta{id, loc});
+    sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
+  } else {
+    sched.run_spawn_hook(task_meta{id, loc});
+  }
+  return jh;
+}
+
+// The future of a task that runs a plain callable once.
+template <class Fn>
+class callable_future {
+public:
+  using result_type = std::invoke_result_t<Fn&>;
+  using V = stored_t<result_type>;
+  using output_type = task_output<V>;
+
+  callable_future(runtime* rt, Fn fn) : rt_(rt), fn_(std::move(fn)) { rt_->work_started(); }
+  callable_future(callable_future&& o) noexcept(std::is_nothrow_move_constructible_v<Fn>)
+      : rt_(std::exchange(o.rt_, nullptr)), fn_(std::move(o.fn_)), h_(o.h_) {}
+  ~callable_future() {
+    if (rt_)
+      rt_->work_finished();
+  }
+  void attach(header* h) noexcept { h_ = h; }
+
+  std::optional<output_type> poll(poll_context&) {
+    task_sched& s = task_sched::of(h_);
+    int expected = task_not_started;
+    if (!s.start_state().compare_exchange_strong(expected, task_started, std::memory_order_acq_rel))
+      return std::nullopt; // aborted before it started: the harness cancels it
+    output_type out;
+    try {
+      if constexpr (std::is_void_v<result_type>)
+        fn_();
+      else
+        out.value = fn_();
+    } catch (...) {
+      out.error = std::current_exception();
+    }
+    out.abort_requested = s.abort_requested().load(std::memory_order_acquire);
+    return out;
+  }
+
+private:
+  runtime* rt_;
+  Fn fn_;
+  header* h_ = nullptr;
+};
+
+template <class Fn>
+join_handle<typename callable_future<Fn>::result_type> spawn_callable(runtime& rt, Fn fn, std::source_location loc) {
+  using F = callable_future<Fn>;
+  if (rt.scheduler().is_shutdown())
+    throw std::logic_error("swarm::spawn: the runtime is shut down");
+  const task_id id = task_id::next();
+  multi_thread::handle& sched = rt.scheduler();
+  bind_result<F, task_sched> b = sched.owned().bind(F(&rt, std::move(fn)), task_sched(&rt), id, loc, sched.terminate_hook());
+  header* h = b.join.raw().get();
+  cell<F, task_sched>::stage_of(h).future().attach(h);
+  join_handle<typename F::result_type> jh(&rt, std::move(b.join));
+  sched.run_spawn_hook(task_meta{id, loc});
+  if (b.first)
+    sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
+  return jh;
+}
+
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class T, class E>
+struct is_awaitable<boost::asio::awaitable<T, E>> : std::true_type {
+  using value_type = T;
+  using executor_type = E;
+};
+
+} // namespace detail
+
+// Spawns `aw` as a task on the runtime of `ex`. The task is scheduled, never run inline.
+template <class Executor, class T, class AwEx>
+join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
+                     std::source_location loc = std::source_location::current()) {
+  runtime& rt = detail::runtime_of(ex);
+  return detail::spawn_coroutine<T, AwEx>(rt, std::move(aw), loc);
+}
+
+// Spawns `f`: if f() returns an awaitable, the task is that coroutine and f is kept alive
+// until it ends (as asio::co_spawn does), so lambda captures stay valid; otherwise the task
+// runs f() once.
+template <class Executor, class F>
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && std::is_invocable_v<std::decay_t<F>&>)
+auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  runtime& rt = detail::runtime_of(ex);
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  if constexpr (detail::is_awaitable<R>::value) {
+    using T = typename detail::is_awaitable<R>::value_type;
+    using AwEx = typename detail::is_awaitable<R>::executor_type;
+    return detail::spawn_coroutine<T, AwEx>(rt, std::forward<F>(f), loc);
+  } else {
+    return detail::spawn_callable(rt, std::decay_t<F>(std::forward<F>(f)), loc);
+  }
+}
+
+} // namespace swarm

@@ -1,0 +1,106 @@
+#include <swarm/asio/task.hpp>
+#include <swarm/join_handle.hpp>
+#include <swarm/spawn.hpp>
+
+#include <boost/asio/cancellation_type.hpp>
+
+namespace swarm::detail {
+
+drain_scope*& drain_scope::current() noexcept {
+  thread_local drain_scope* scope = nullptr;
+  return scope;
+}
+
+namespace {
+
+// Drains a task's queue in strand mode, as a runtime job holding one task reference.
+struct strand_drain {
+  header* h;
+
+  strand_drain(header* task) noexcept : h(task) {}
+  strand_drain(strand_drain&& o) noexcept : h(std::exchange(o.h, nullptr)) {}
+  ~strand_drain() {
+    if (h)
+      raw_task(h).drop_reference(); // dropped unrun (shutdown): the cell frees what is queued
+  }
+
+  void operator()() {
+    header* task = std::exchange(h, nullptr);
+    task_sched& s = task_sched::of(task);
+    serial_queue& q = s.queue();
+    // A task that never started must never run its coroutine: destroy its handlers unrun.
+    const bool run = s.start_state().load(std::memory_order_acquire) == task_started;
+    std::size_t ran = 0;
+    bool released = false;
+    {
+      drain_scope scope(&q, nullptr);
+      for (;;) {
+        serial_op* op = q.next();
+        if (!op) {
+          if (ran != 0) {
+            released = q.release(ran);
+            ran = 0;
+            if (released)
+              break;
+            continue;
+          }
+          break; // a pusher is mid-push: come back
+        }
+        op->complete(op, run);
+        ++ran;
+        if (!coop::current().decrement())
+          break;
+      }
+    }
+    if (!released && !(ran != 0 && q.release(ran))) {
+      // Still responsible: continue later, behind other work (the reference moves on).
+      post_strand_drain(task);
+      return;
+    }
+    raw_task(task).drop_reference();
+  }
+};
+
+// Emits terminal cancellation into a started task, from inside it.
+struct emit_abort {
+  header* h;
+  emit_abort(header* task) noexcept : h(task) {}
+  emit_abort(emit_abort&& o) noexcept : h(std::exchange(o.h, nullptr)) {}
+  ~emit_abort() {
+    if (h)
+      raw_task(h).drop_reference();
+  }
+  void operator()() {
+    header* task = std::exchange(h, nullptr);
+    const drain_scope* d = drain_scope::current();
+    // Only into a live coroutine (a task poll); after completion there is nothing to cancel.
+    if (d && d->future)
+      task_sched::of(task).abort_signal().emit(boost::asio::cancellation_type::terminal);
+    raw_task(task).drop_reference();
+  }
+};
+
+} // namespace
+
+void post_strand_drain(header* h) { task_sched::of(h).rt()->post_job(strand_drain(h), false); }
+
+void abort_asio_task(header* h) {
+  task_sched& s = task_sched::of(h);
+  if (s.abort_requested().exchange(true, std::memory_order_acq_rel))
+    return; // idempotent
+  int expected = task_not_started;
+  if (s.start_state().compare_exchange_strong(expected, task_aborted_before_start, std::memory_order_acq_rel)) {
+    // Tokio's rule: a task aborted before its first poll never runs.
+    raw_task(h).remote_abort();
+    return;
+  }
+  // Started: deliver terminal cancellation at its current await, serialised with it. The
+  // op holds a reference, so the task state outlives the emission (Asio 1.81's co_spawn
+  // cancellation proxy must not be freed under it).
+  h->state.ref_inc();
+  submit_to_task(h, new serial_op_impl<emit_abort>(emit_abort(h)));
+}
+
+void task_sched::abort(header* h) { abort_asio_task(h); }
+
+} // namespace swarm::detail
