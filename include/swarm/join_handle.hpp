@@ -3,6 +3,7 @@
 // wait still pending with operation_aborted.
 #pragma once
 
+#include <swarm/asio/boost_shim.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/runtime.hpp>
@@ -41,7 +42,15 @@ SWARM_DECL void abort_asio_task(header* h);
 template <class T>
 using stored_t = std::conditional_t<std::is_void_v<T>, unit, T>;
 template <class T>
-using join_signature = std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+struct join_signature_of {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct join_signature_of<void> {
+  using type = void(std::exception_ptr);
+};
+template <class T>
+using join_signature = typename join_signature_of<T>::type;
 
 // Turns what a task produced into the (exception, value) pair of a join completion.
 template <class V>

@@ -2,6 +2,7 @@
 // The rest of swarm uses only what this file exports. Supported: Boost 1.81 (Asio 1.26).
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -37,3 +38,52 @@ inline reactor& install_reactor(boost::asio::execution_context& ctx, scheduler& 
 }
 
 } // namespace swarm::detail::asio_shim
+
+namespace swarm {
+template <class T>
+class join_handle;
+} // namespace swarm
+
+#if BOOST_ASIO_VERSION < 102800
+// Asio 1.26 cannot co_await an async operation whose signature is
+// void(std::exception_ptr, T) with T not void: awaitable_async_op_handler::resume tests its
+// result struct as a bool (chriskohlhoff/asio#1172, fixed in Boost 1.82). `co_await h` on a
+// join_handle<T> is such an operation; this specialisation does what the generic one
+// means to do, for join handles only.
+namespace boost::asio::detail {
+
+template <class T, class Executor>
+class awaitable_async_op<void(std::exception_ptr, T), swarm::join_handle<T>, Executor> {
+public:
+  using handler_type = awaitable_async_op_handler<void(std::exception_ptr, T), Executor>;
+
+  template <class Op>
+  awaitable_async_op(Op&& op, awaitable_frame_base<Executor>* frame) : op_(&op), frame_(frame), result_() {}
+
+  bool await_ready() const noexcept { return false; }
+
+  void await_suspend(coroutine_handle<void>) {
+    frame_->after_suspend(
+        [](void* arg) {
+          auto* self = static_cast<awaitable_async_op*>(arg);
+          (*self->op_)(handler_type(self->frame_->detach_thread(), self->result_));
+        },
+        this);
+  }
+
+  T await_resume() {
+    if (*result_.ex_) {
+      std::exception_ptr ex = std::exchange(*result_.ex_, nullptr);
+      std::rethrow_exception(ex);
+    }
+    return std::move(*result_.value_);
+  }
+
+private:
+  swarm::join_handle<T>* op_;
+  awaitable_frame_base<Executor>* frame_;
+  typename handler_type::result_type result_;
+};
+
+} // namespace boost::asio::detail
+#endif
