@@ -277,7 +277,7 @@ public:
   // Idempotent and thread-safe.
   void abort() const {
     if (detail::header* h = header())
-      detail::abort_asio_task(h);
+      h->vtable->abort(h);
   }
   bool is_finished() const noexcept {
     detail::header* h = header();
@@ -306,6 +306,13 @@ public:
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(signature) CompletionToken>
   auto operator()(CompletionToken&& token) {
     return async_wait(std::forward<CompletionToken>(token));
+  }
+
+  // Internal (join_set): gives up the raw handle; the handle is empty afterwards.
+  detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> release_raw() {
+    if (waiter_)
+      throw std::logic_error("swarm::join_handle: cannot hand over a handle that is being awaited");
+    return std::move(raw_);
   }
 
 private:

@@ -11,6 +11,7 @@
 #include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/scheduler/options.hpp>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution_context.hpp>
 
@@ -89,6 +90,12 @@ public:
 
   // Tokio's model: the runtime starts options.worker_threads threads of its own.
   SWARM_DECL void start();
+
+  // Runs `aw` as a task and returns its value (or rethrows its exception). Without owned
+  // workers the calling thread drives the runtime until the task is done. Defined in
+  // <swarm/spawn.hpp>.
+  template <class T, class E>
+  T block_on(boost::asio::awaitable<T, E> aw);
   // Cancels every task and stops every thread, waiting at most `timeout` for blocking work.
   SWARM_DECL void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 

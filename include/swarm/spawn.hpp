@@ -11,6 +11,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <future>
 
 #include <source_location>
 #include <stdexcept>
@@ -181,6 +184,50 @@ auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_loc
   } else {
     return detail::spawn_callable(rt, std::decay_t<F>(std::forward<F>(f)), loc);
   }
+}
+
+// Runs `f`, which may block, on the runtime's blocking pool. Abort only cancels a call that
+// has not started.
+template <class Executor, class F>
+auto spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  runtime& rt = detail::runtime_of(ex);
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  using V = detail::stored_t<R>;
+  auto wrapped = [fn = std::decay_t<F>(std::forward<F>(f))]() mutable -> detail::task_output<V> {
+    detail::task_output<V> out;
+    try {
+      if constexpr (std::is_void_v<R>)
+        fn();
+      else
+        out.value = fn();
+    } catch (...) {
+      out.error = std::current_exception();
+    }
+    return out;
+  };
+  return join_handle<R>(&rt, rt.scheduler().spawn_blocking(std::move(wrapped), loc));
+}
+
+template <class T, class E>
+T runtime::block_on(boost::asio::awaitable<T, E> aw) {
+  if (running_in_this_thread())
+    throw std::logic_error("swarm::runtime::block_on: called from one of the runtime's own threads");
+  join_handle<T> h = spawn(get_executor(), std::move(aw));
+  std::future<T> f = h.async_wait(boost::asio::use_future);
+  bool owned;
+  {
+    std::lock_guard lock(mutex_);
+    owned = started_ && !stopped();
+  }
+  if (!owned) {
+    // Drive the runtime on this thread until the value is delivered.
+    while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      if (stopped())
+        throw std::logic_error("swarm::runtime::block_on: the runtime is stopped (call restart())");
+      run_one();
+    }
+  }
+  return f.get();
 }
 
 } // namespace swarm

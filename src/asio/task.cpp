@@ -61,11 +61,12 @@ struct strand_drain {
   }
 };
 
-// Emits terminal cancellation into a started task, from inside it.
+// Emits cancellation into a started task, from inside it.
 struct emit_abort {
   header* h;
-  emit_abort(header* task) noexcept : h(task) {}
-  emit_abort(emit_abort&& o) noexcept : h(std::exchange(o.h, nullptr)) {}
+  boost::asio::cancellation_type type;
+  emit_abort(header* task, boost::asio::cancellation_type t) noexcept : h(task), type(t) {}
+  emit_abort(emit_abort&& o) noexcept : h(std::exchange(o.h, nullptr)), type(o.type) {}
   ~emit_abort() {
     if (h)
       raw_task(h).drop_reference();
@@ -75,7 +76,7 @@ struct emit_abort {
     const drain_scope* d = drain_scope::current();
     // Only into a live coroutine (a task poll); after completion there is nothing to cancel.
     if (d && d->future)
-      task_sched::of(task).abort_signal().emit(boost::asio::cancellation_type::terminal);
+      task_sched::of(task).abort_signal().emit(type);
     raw_task(task).drop_reference();
   }
 };
@@ -97,8 +98,12 @@ void abort_asio_task(header* h) {
   // Started: deliver terminal cancellation at its current await, serialised with it. The
   // op holds a reference, so the task state outlives the emission (Asio 1.81's co_spawn
   // cancellation proxy must not be freed under it).
-  h->state.ref_inc();
-  submit_to_task(h, new serial_op_impl<emit_abort>(emit_abort(h)));
+  forward_cancellation(h, boost::asio::cancellation_type::terminal);
+}
+
+void forward_cancellation(header* h, boost::asio::cancellation_type type) {
+  h->state.ref_inc(); // held by the op
+  submit_to_task(h, new serial_op_impl<emit_abort>(emit_abort(h, type)));
 }
 
 void task_sched::abort(header* h) { abort_asio_task(h); }

@@ -47,6 +47,7 @@ struct drain_scope {
   const serial_queue* queue;
   void* future;
   drain_scope* prev;
+  bool yield_requested = false; // yield_now() ran: stop draining, come back after the driver
   SWARM_DECL static drain_scope*& current() noexcept;
   drain_scope(const serial_queue* q, void* f) noexcept : queue(q), future(f), prev(current()) { current() = this; }
   ~drain_scope() { current() = prev; }
@@ -92,6 +93,11 @@ private:
 // as a strand would. Holds one task reference. A task that never started has its handlers
 // destroyed unrun instead: its coroutine must never run.
 SWARM_DECL void post_strand_drain(header* h);
+
+// Emits `type` on co_spawn's slot from inside the task (serialised with its coroutine);
+// nothing happens if the coroutine is already done. Used for partial and total
+// cancellation forwarded from a slot bound to the spawn token.
+SWARM_DECL void forward_cancellation(header* h, boost::asio::cancellation_type type);
 
 // Pushes `op` to the task's queue and makes sure someone drains it.
 inline void submit_to_task(header* h, serial_op* op) {
@@ -179,6 +185,12 @@ public:
         ++ran;
         if (done_)
           break;
+        if (scope.yield_requested) {
+          // yield_now(): its continuation is queued; run again only after the worker has
+          // polled the driver (Tokio's defer), behind the other runnable tasks.
+          s.rt()->scheduler().defer(cx.get_waker());
+          break;
+        }
         if (!coop::current().decrement()) {
           // Out of budget: keep the responsibility and come back after other work.
           cx.get_waker().wake_by_ref();

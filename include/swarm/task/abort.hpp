@@ -40,6 +40,9 @@ public:
 
   task_id id() const noexcept { return raw_ ? raw_.id() : task_id(); }
 
+  // Internal: the task's header, or null.
+  detail::header* task_header() const noexcept { return raw_.get(); }
+
 private:
   detail::raw_task raw_;
 };

@@ -1,0 +1,4 @@
+// swarm::abort_handle.
+#pragma once
+
+#include <swarm/task/abort.hpp>
