@@ -97,7 +97,7 @@ public:
                                        "swarm::join_handle: the task's value was already delivered to an earlier wait")));
       return;
     }
-    std::optional<outcome<task_output<V>>> out = poll_raw();
+    maybe<outcome<task_output<V>>> out = poll_raw();
     if (out) {
       taken_ = true;
       auto r = join_result<V>(id_, std::move(*out));
@@ -153,7 +153,7 @@ private:
     std::unique_lock lock(mutex_);
     if (!pending_ || !raw_ || taken_)
       return; // no wait pending: the value stays in the task for the next wait
-    std::optional<outcome<task_output<V>>> out = poll_raw();
+    maybe<outcome<task_output<V>>> out = poll_raw();
     if (!out)
       return; // spurious; registered again
     taken_ = true;
@@ -167,7 +167,7 @@ private:
   // Delivery: through the runtime, then to the handler's associated executor (never inline
   // in the initiating call or in the task's completion).
   // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
-  std::optional<outcome<task_output<V>>> poll_raw() {
+  maybe<outcome<task_output<V>>> poll_raw() {
     waker w(this, &vtable);
     struct forget {
       waker& w;

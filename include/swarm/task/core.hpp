@@ -73,6 +73,56 @@ private:
   bool ok_;
 };
 
+// An optional value whose destruction may throw when T's may: std::optional's reset and
+// destructor are noexcept and would turn a throwing output destructor into std::terminate.
+// Converts to std::optional<T> for callers that prefer it.
+template <class T>
+class maybe {
+public:
+  maybe() noexcept : empty_() {}
+  maybe(maybe&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : empty_() {
+    if (o.engaged_)
+      emplace(std::move(*o));
+  }
+  maybe& operator=(maybe&&) = delete;
+  ~maybe() noexcept(std::is_nothrow_destructible_v<T>) { reset(); }
+
+  template <class... Args>
+  T& emplace(Args&&... args) {
+    reset();
+    ::new (static_cast<void*>(&value_)) T(std::forward<Args>(args)...);
+    engaged_ = true;
+    return value_;
+  }
+  // Empty afterwards even when T's destructor throws; the exception propagates.
+  void reset() noexcept(std::is_nothrow_destructible_v<T>) {
+    if (engaged_) {
+      engaged_ = false;
+      value_.~T();
+    }
+  }
+
+  bool has_value() const noexcept { return engaged_; }
+  explicit operator bool() const noexcept { return engaged_; }
+  T& operator*() & noexcept { return assert(engaged_), value_; }
+  T&& operator*() && noexcept { return assert(engaged_), std::move(value_); }
+  T* operator->() noexcept { return assert(engaged_), &value_; }
+
+  operator std::optional<T>() && {
+    std::optional<T> o;
+    if (engaged_)
+      o.emplace(std::move(value_));
+    return o;
+  }
+
+private:
+  union {
+    char empty_;
+    T value_;
+  };
+  bool engaged_ = false;
+};
+
 // The stage of a task, guarded by the `running` bit until `complete`, then owned by the
 // join handle: the future while it runs, then its outcome, then nothing.
 template <class F>

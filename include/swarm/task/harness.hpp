@@ -36,7 +36,7 @@ public:
   using cell_type = cell<F, S>;
   using output_type = typename F::output_type;
   // What try_read_output writes through its type-erased destination.
-  using read_slot = std::optional<outcome<output_type>>;
+  using read_slot = maybe<outcome<output_type>>;
 
   static const struct vtable vtable;
 
@@ -159,7 +159,7 @@ private:
   static bool poll_future(header* h, poll_context& cx) {
     stage<F>& st = cell_type::stage_of(h);
     const task_id id = cell_type::id(h);
-    std::optional<outcome<output_type>> out;
+    maybe<outcome<output_type>> out;
     {
       current_task_id_guard guard(id);
       try {
@@ -187,7 +187,7 @@ private:
   static void cancel_task(header* h) {
     stage<F>& st = cell_type::stage_of(h);
     const task_id id = cell_type::id(h);
-    std::optional<outcome<output_type>> out;
+    maybe<outcome<output_type>> out;
     {
       current_task_id_guard guard(id);
       try {
@@ -247,7 +247,7 @@ private:
     }
   }
 
-  static void discard(std::optional<outcome<output_type>>& out) noexcept {
+  static void discard(maybe<outcome<output_type>>& out) noexcept {
     try {
       out.reset();
     } catch (...) {

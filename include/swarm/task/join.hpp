@@ -37,8 +37,8 @@ public:
   // The outcome if the task completed; otherwise registers the waker and returns empty.
   // Cancel-safe: the outcome stays in the task until a poll returns it. Reading it twice
   // throws std::logic_error.
-  std::optional<outcome<T>> poll(const waker& w) {
-    std::optional<outcome<T>> out;
+  maybe<outcome<T>> poll(const waker& w) {
+    maybe<outcome<T>> out;
     raw_.get()->vtable->try_read_output(raw_.get(), &out, w);
     return out;
   }
