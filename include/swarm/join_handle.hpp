@@ -223,15 +223,35 @@ private:
     w_wake_by_ref(p);
     static_cast<join_waiter*>(p)->unref();
   }
+  // The job the join waker queues. Run or not (a runtime shutting down drops its queued
+  // jobs, and the join waker fires exactly then, when shutdown cancels the task), it reads
+  // the outcome: a pending wait must complete, and the reference must be given back.
+  struct wake_job {
+    join_waiter* w;
+    explicit wake_job(join_waiter* ww) noexcept : w(ww) {}
+    wake_job(wake_job&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
+    wake_job& operator=(wake_job&&) = delete;
+    ~wake_job() {
+      if (w) {
+        try {
+          run();
+        } catch (...) {
+        }
+      }
+    }
+    void operator()() { run(); }
+    void run() {
+      struct release {
+        join_waiter* w;
+        ~release() { w->unref(); }
+      } guard{std::exchange(w, nullptr)};
+      guard.w->on_complete();
+    }
+  };
   static void w_wake_by_ref(void* p) {
     auto* w = static_cast<join_waiter*>(p);
     w->ref();
-    w->rt_->post_job(
-        [w] {
-          w->on_complete();
-          w->unref();
-        },
-        false);
+    w->rt_->post_job(wake_job(w), false);
   }
   static void w_drop(void* p) noexcept { static_cast<join_waiter*>(p)->unref(); }
   static constexpr waker_vtable vtable{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};
