@@ -297,7 +297,7 @@ double measure_spawn_run_join(int n, int reps) {
       sd::bind_result<empty_task, inline_scheduler> b =
           owned.bind(empty_task{}, inline_scheduler{&owned}, swarm::task_id::next());
       owned.assert_owner(std::move(*b.first)).run();
-      std::optional<sd::outcome<sd::unit>> out = b.join.poll(noop_waker());
+      auto out = b.join.poll(noop_waker());
       if (!out || !out->has_value())
         std::abort();
     }
@@ -376,7 +376,7 @@ int main(int argc, char** argv) {
       spawn_ms = ms_since(t0);
       for (std::uint32_t i = 0; i < n; ++i) {
         for (;;) {
-          std::optional<sd::outcome<std::uint32_t>> out = handles[i].poll(parker.get());
+          auto out = handles[i].poll(parker.get());
           if (!out) {
             parker.park();
             continue;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,11 +124,13 @@ struct probed_output {
   }
 };
 
-// Destroys the value of a consumed outcome and reports whether its destructor threw. The
-// value is moved out first: destroying it inside the std::optional would call
-// std::terminate for a destructor that throws (std::optional::reset is noexcept).
-template <class T>
-bool destroy_value_catching(std::optional<sd::outcome<T>>& r) {
+// Destroys the value of a consumed outcome (what a join-handle poll returned) and reports
+// whether its destructor threw. The value is moved out first and destroyed here, so this
+// works whatever holds the outcome (a std::optional's noexcept reset would turn the
+// exception into std::terminate).
+template <class R>
+bool destroy_value_catching(R& r) {
+  using T = std::remove_cvref_t<decltype((*r).value())>;
   bool threw = false;
   try {
     T v(std::move(*r).value());
@@ -344,6 +348,10 @@ public:
   // Clones not yet given back (a wake by value gives its clone back).
   int live_clones() const noexcept { return clones() - drops() - wakes(); }
 
+  // Runs inside every wake (by value or by reference) after it was counted, on the waking
+  // thread: lets a test act at the exact moment the runtime wakes the join waker.
+  void on_wake(std::function<void()> f) { on_wake_ = std::move(f); }
+
   // Blocks until total_wakes() > seen, or the timeout. Returns whether it was woken.
   bool wait_woken_after(int seen, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const {
     std::unique_lock lock(mutex_);
@@ -353,6 +361,8 @@ public:
 private:
   static counting_waker* self(void* d) noexcept { return static_cast<counting_waker*>(d); }
   void notify() {
+    if (on_wake_)
+      on_wake_();
     std::lock_guard lock(mutex_);
     cv_.notify_all();
   }
@@ -374,6 +384,7 @@ private:
   std::atomic<int> clones_{0}, wakes_{0}, wakes_by_ref_{0}, drops_{0};
   mutable std::mutex mutex_;
   mutable std::condition_variable cv_;
+  std::function<void()> on_wake_;
   waker base_;
 };
 
@@ -630,19 +641,20 @@ private:
 
 // Polls the join handle until it resolves. Without workers, ticks between polls; with
 // workers, waits for the counting waker to be woken (a lost wake-up fails the wait).
+// Returns what the poll returns (empty on failure).
 template <class T>
-std::optional<sd::outcome<T>> join(toy_runtime& rt, sd::raw_join_handle<T>& jh, const counting_waker& w,
-                                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+auto join(toy_runtime& rt, sd::raw_join_handle<T>& jh, const counting_waker& w,
+          std::chrono::milliseconds timeout = std::chrono::seconds(10)) -> decltype(jh.poll(w.get())) {
   for (;;) {
     const int seen = w.total_wakes();
-    std::optional<sd::outcome<T>> r = jh.poll(w.get());
+    auto r = jh.poll(w.get());
     if (r)
       return r;
     if (rt.workers() == 0) {
       if (rt.tick() == 0 && w.total_wakes() == seen)
-        return std::nullopt; // nothing to run and nobody woke us: would hang
+        return r; // empty: nothing to run and nobody woke us, would hang
     } else if (!w.wait_woken_after(seen, timeout)) {
-      return std::nullopt;
+      return r; // empty
     }
   }
 }

@@ -240,7 +240,7 @@ bool run(std::size_t workers, const combination& c) {
       }));
       at_point(3);
       if (c.jh == combi_join_handle::drop_after_consume) {
-        std::optional<sd::outcome<combi_output_value>> r = join(rt, *jh, cw);
+        auto r = join(rt, *jh, cw);
         BOOST_TEST_REQUIRE(r.has_value());
         if (r->has_value()) {
           BOOST_TEST((expected == result_kind::ok));

@@ -58,11 +58,15 @@ struct wait_for_wakes {
   wait_for_wakes(wait_for_wakes&& o) noexcept
       : slot(o.slot), target(o.target), outputs(o.outputs), token(std::move(o.token)) {}
   std::optional<counted_output> poll(poll_context& cx) {
-    std::lock_guard lock(slot->m);
-    if (slot->sent >= target)
-      return counted_output(slot->sent, outputs);
-    if (!slot->w.will_wake(cx.get_waker()))
-      slot->w = cx.get_waker().clone();
+    {
+      std::lock_guard lock(slot->m);
+      if (slot->sent >= target)
+        return counted_output(slot->sent, outputs);
+      if (!slot->w.will_wake(cx.get_waker()))
+        slot->w = cx.get_waker().clone();
+    }
+    // Still running: widens the window in which a wake must set notified for a re-poll.
+    std::this_thread::yield();
     return std::nullopt;
   }
 };

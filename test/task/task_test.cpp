@@ -33,13 +33,14 @@ auto unowned(F f) {
   return sd::new_unowned(std::move(f), noop_scheduler{}, task_id::next());
 }
 
-template <class T>
-bool is_cancelled(const std::optional<sd::outcome<T>>& r) {
+// For what a join-handle poll returns, whatever holds the outcome.
+template <class R>
+bool is_cancelled(R&& r) {
   return r && !r->has_value() && r->error().is_cancelled();
 }
 
-template <class T>
-bool is_panic(const std::optional<sd::outcome<T>>& r) {
+template <class R>
+bool is_panic(R&& r) {
   return r && !r->has_value() && r->error().is_panic();
 }
 
@@ -141,6 +142,22 @@ struct aborts_itself {
     if (ready_after_abort)
       return 7;
     return std::nullopt;
+  }
+};
+
+// Waits for an event, then returns a probed output made on the spot.
+struct event_then_probed_output {
+  using output_type = probed_output;
+  event* ev;
+  drop_probe* probe;
+  live_token token{&global_futures()};
+  event_then_probed_output(event* e, drop_probe* p) : ev(e), probe(p) {}
+  event_then_probed_output(event_then_probed_output&& o) noexcept
+      : ev(o.ev), probe(o.probe), token(std::move(o.token)) {}
+  std::optional<probed_output> poll(poll_context& cx) {
+    if (!ev->poll(cx.get_waker()))
+      return std::nullopt;
+    return probed_output(1, probe, false);
   }
 };
 
@@ -429,6 +446,40 @@ BOOST_AUTO_TEST_CASE(a_join_handle_dropped_before_completion_drops_its_waker_whi
   sig.set();
   rt.tick();
   BOOST_TEST(w.total_wakes() == 0);
+  BOOST_TEST(rt.cells_live() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_handle_dropped_while_completion_wakes_it_leaves_the_waker_to_the_runtime) {
+  // The join handle goes between the runtime's transition to complete and its handing back
+  // of the waker slot (here: from inside the wake). The handle destroys the output but may
+  // not touch the slot (join_waker is still set); the runtime then finds join_interest gone
+  // and drops the waker itself.
+  futures_balanced balance;
+  drop_probe out_probe;
+  event ev;
+  toy_runtime rt;
+  counting_waker w;
+  std::optional<sd::raw_join_handle<probed_output>> jh(rt.spawn(event_then_probed_output(&ev, &out_probe)));
+  const task_id id = jh->id();
+  // Keeps the cell alive: otherwise dealloc would drop a forgotten waker and hide the bug.
+  abort_handle keep_alive = jh->get_abort_handle();
+  BOOST_TEST(!jh->poll(w.get()));
+  rt.tick();
+  bool in_slot_during_wake = false;
+  w.on_wake([&] {
+    in_slot_during_wake = w.live_clones() == 1;
+    jh.reset();
+  });
+  ev.set();
+  rt.tick();
+  BOOST_TEST(!jh.has_value());
+  BOOST_TEST(in_slot_during_wake);
+  BOOST_TEST(w.wakes_by_ref() == 1);
+  BOOST_TEST(w.live_clones() == 0); // dropped by the runtime, not left for dealloc
+  BOOST_TEST(out_probe.drops.load() == 1); // by the handle, with the id installed
+  BOOST_TEST((out_probe.seen_id() == std::optional<task_id>(id)));
+  BOOST_TEST(rt.cells_live() == 1);
+  keep_alive = abort_handle();
   BOOST_TEST(rt.cells_live() == 0);
 }
 
@@ -955,7 +1006,7 @@ BOOST_AUTO_TEST_CASE(join_error_panic_message_of_a_thrown_string_reaches_the_han
   auto b = rt.spawn(ready_with([]() -> int { throw "from a literal"; }));
   auto c = rt.spawn(ready_with([]() -> int { throw 3.5; }));
   rt.tick();
-  const auto ra = a.poll(noop_waker()), rb = b.poll(noop_waker()), rc = c.poll(noop_waker());
+  auto ra = a.poll(noop_waker()), rb = b.poll(noop_waker()), rc = c.poll(noop_waker());
   BOOST_REQUIRE(is_panic(ra));
   BOOST_REQUIRE(is_panic(rb));
   BOOST_REQUIRE(is_panic(rc));
