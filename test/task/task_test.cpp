@@ -1151,13 +1151,13 @@ BOOST_AUTO_TEST_CASE(owned_tasks_counts_alive_and_spawned_tasks) {
 
 // ---------------------------------------------------------------------------------------
 // Destructors that throw where the harness means to swallow or report them. These run in a
-// child process because the failure mode is std::terminate.
+// child process because the failure mode is std::terminate: both did terminate while the
+// outcome was held in a std::optional (whose reset and destructor are noexcept), before
+// maybe<T> replaced it.
 
 BOOST_AUTO_TEST_CASE(a_future_and_its_output_that_both_throw_on_drop_do_not_terminate) {
   // The future returns a value, then its destructor throws: the value becomes a panic and
-  // must be discarded. harness::discard wraps out.reset() in try/catch to swallow the
-  // output's exception, but std::optional::reset() is noexcept, so the exception reaches
-  // std::terminate instead.
+  // is discarded; harness::discard swallows the output's own exception.
   const int rc = run_in_child([] {
     drop_probe fp, op;
     toy_runtime rt;
@@ -1172,10 +1172,9 @@ BOOST_AUTO_TEST_CASE(a_future_and_its_output_that_both_throw_on_drop_do_not_term
 }
 
 BOOST_AUTO_TEST_CASE(destroying_a_polled_outcome_whose_value_throws_propagates_the_exception) {
-  // outcome<T>'s destructor is noexcept(false) to let T's exception out, but the join
-  // handle returns it inside a std::optional, whose destructor and reset() are noexcept:
-  // dropping a consumed value whose destructor throws terminates the process instead of
-  // throwing (Tokio: the panic unwinds in the reader's code).
+  // outcome<T>'s destructor is noexcept(false) to let T's exception out, and so must be
+  // whatever the join handle returns it in: dropping a consumed value whose destructor
+  // throws throws in the reader's code (Tokio: the panic unwinds there).
   const int rc = run_in_child([] {
     drop_probe op;
     toy_runtime rt;
