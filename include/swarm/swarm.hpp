@@ -4,6 +4,7 @@
 #include <swarm/abort_handle.hpp>
 #include <swarm/join_error.hpp>
 #include <swarm/join_handle.hpp>
+#include <swarm/join_set.hpp>
 #include <swarm/runtime.hpp>
 #include <swarm/spawn.hpp>
 #include <swarm/task_id.hpp>
