@@ -573,8 +573,14 @@ std::size_t handle::drive(const run_limits& limits) {
     } else {
       slot_freed_.wait(lock);
     }
-    if (limits.idle_exit && limits.idle_exit())
-      return 0;
+    if (limits.idle_exit) {
+      // Not under shutdown_mutex_: idle_exit may stop the runtime, and request_stop takes it.
+      lock.unlock();
+      const bool out_of_work = limits.idle_exit();
+      lock.lock();
+      if (out_of_work)
+        return 0;
+    }
   }
 }
 
