@@ -4,6 +4,8 @@
 
 #include <boost/asio/cancellation_type.hpp>
 
+#include <thread>
+
 namespace swarm::detail {
 
 drain_scope*& drain_scope::current() noexcept {
@@ -13,6 +15,29 @@ drain_scope*& drain_scope::current() noexcept {
 
 namespace {
 
+// Destroys, unrun, everything queued on a task, including what those destructions queue,
+// then gives up the caller's reference. The caller holds the drain responsibility.
+void destroy_queued(header* task) noexcept {
+  serial_queue& q = task_sched::of(task).queue();
+  std::size_t n = 0;
+  for (;;) {
+    serial_op* op = q.next();
+    if (!op) {
+      if (n != 0) {
+        if (q.release(n))
+          break;
+        n = 0;
+        continue;
+      }
+      std::this_thread::yield(); // counted but not linked yet: a pusher is mid-push
+      continue;
+    }
+    op->complete(op, false);
+    ++n;
+  }
+  raw_task(task).drop_reference();
+}
+
 // Drains a task's queue in strand mode, as a runtime job holding one task reference.
 struct strand_drain {
   header* h;
@@ -20,8 +45,12 @@ struct strand_drain {
   strand_drain(header* task) noexcept : h(task) {}
   strand_drain(strand_drain&& o) noexcept : h(std::exchange(o.h, nullptr)) {}
   ~strand_drain() {
+    // Dropped unrun (the runtime shuts down). What is queued cannot wait for the cell's
+    // destructor: queued handlers often hold the task's executor, so a reference to this
+    // very cell (awaitable frames whose pending operations the reactor abandoned, an
+    // abort's emission), and the cell would never be freed. Destroy them now.
     if (h)
-      raw_task(h).drop_reference(); // dropped unrun (shutdown): the cell frees what is queued
+      destroy_queued(std::exchange(h, nullptr));
   }
 
   void operator()() {
