@@ -125,6 +125,13 @@ public:
       out.error = std::current_exception();
     }
     out.abort_requested = s.abort_requested().load(std::memory_order_acquire);
+    // An abort after the start queued an emission on the task (it has no coroutine to
+    // reach, and holds a task reference). No poll will drain the queue again: hand it to
+    // strand mode, and drain what is pending, as task_future does at completion.
+    if (s.queue().to_strand_mode() != 0) {
+      h_->state.ref_inc(); // for the drain job
+      post_strand_drain(h_);
+    }
     return out;
   }
 
