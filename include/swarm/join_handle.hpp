@@ -11,7 +11,9 @@
 #include <swarm/task/join.hpp>
 #include <swarm/task/join_error.hpp>
 
+#include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
@@ -86,38 +88,47 @@ public:
       delete this;
   }
 
-  // A new wait. Completes an earlier pending wait with operation_aborted.
+  // A new wait. An earlier wait still pending, or whose value is on its way but not yet
+  // handed over, completes with operation_aborted and the value stays for this one.
   void start_wait(handler_type h) {
     std::unique_lock lock(mutex_);
-    if (std::optional<handler_type> old = take_pending())
-      post_error(std::move(*old), boost::asio::error::operation_aborted);
-    if (taken_ || !raw_) {
+    std::optional<handler_type> old = take_pending();
+    if (inflight_gen_ != 0)
+      inflight_cancelled_ = true;
+    if (taken_ || (!raw_ && !stash_)) {
       lock.unlock();
+      if (old)
+        post_error(std::move(*old), boost::asio::error::operation_aborted);
       post_exception(std::move(h), std::make_exception_ptr(std::logic_error(
                                        "swarm::join_handle: the task's value was already delivered to an earlier wait")));
       return;
     }
-    maybe<outcome<task_output<V>>> out = poll_raw();
-    if (out) {
-      taken_ = true;
-      auto r = join_result<V>(id_, std::move(*out));
-      lock.unlock();
-      post_value(std::move(h), std::move(r));
-      return;
-    }
+    const std::uint64_t gen = ++next_gen_;
     boost::asio::cancellation_slot slot = boost::asio::get_associated_cancellation_slot(h);
     pending_.emplace(std::move(h));
+    pending_gen_ = gen;
     if (slot.is_connected()) {
       ref();
-      slot.template emplace<cancel_wait>(this);
+      slot.template emplace<cancel_wait>(this, gen);
     }
+    if (!stash_)
+      read_outcome(); // registers the join waker if not ready yet
+    const bool send = prepare_delivery();
+    lock.unlock();
+    if (old)
+      post_error(std::move(*old), boost::asio::error::operation_aborted);
+    if (send)
+      send_delivery();
   }
 
-  // The handle went away: a pending wait ends with operation_aborted; the raw handle is
-  // dropped (detaching the task). Called with the handle's reference still held.
+  // The handle went away: a wait pending or in flight ends with operation_aborted; the raw
+  // handle is dropped (detaching the task). Called with the handle's reference held.
   void detach() {
     std::unique_lock lock(mutex_);
     std::optional<handler_type> old = take_pending();
+    if (inflight_gen_ != 0)
+      inflight_cancelled_ = true;
+    detached_ = true;
     raw_join_handle<task_output<V>> raw = std::move(raw_);
     lock.unlock();
     if (old)
@@ -125,19 +136,24 @@ public:
   }
 
 private:
-  // Installed in a wait's cancellation slot: cancels the wait only; the task runs on.
+  // Installed in a wait's cancellation slot: cancels that wait only; the task runs on and
+  // its value stays for the next wait.
   struct cancel_wait {
     join_waiter* w;
-    explicit cancel_wait(join_waiter* w) noexcept : w(w) {}
+    std::uint64_t gen;
+    cancel_wait(join_waiter* ww, std::uint64_t g) noexcept : w(ww), gen(g) {}
     cancel_wait(const cancel_wait&) = delete;
     ~cancel_wait() { w->unref(); }
     void operator()(boost::asio::cancellation_type) {
       std::unique_lock lock(w->mutex_);
-      if (std::optional<handler_type> h = w->take_pending()) {
+      if (w->pending_ && w->pending_gen_ == gen) {
+        std::optional<handler_type> h = w->take_pending();
         lock.unlock();
         // Completed by posting, never inline in the emitter (|| emits while its group is
         // completing).
         w->post_error(std::move(*h), boost::asio::error::operation_aborted);
+      } else if (w->inflight_gen_ == gen) {
+        w->inflight_cancelled_ = true; // decided on the handler's executor
       }
     }
   };
@@ -148,24 +164,122 @@ private:
     return h;
   }
 
+  // Under mutex_: moves the task's outcome into stash_ if it is ready.
+  void read_outcome() {
+    if (!raw_ || stash_)
+      return;
+    maybe<outcome<task_output<V>>> out = poll_raw();
+    if (out)
+      stash_.emplace(join_result<V>(id_, std::move(*out)));
+  }
+
+  // Under mutex_: if a value is stashed and a wait is pending (and none in flight), makes
+  // that wait the one in flight and returns true: the caller then calls send_delivery()
+  // after unlocking. Whether the wait still wants the value is decided on the handler's
+  // own executor (serialised with whoever could cancel it), in decide().
+  [[nodiscard]] bool prepare_delivery() {
+    if (!stash_ || !pending_ || inflight_gen_ != 0)
+      return false;
+    inflight_handler_.emplace(std::move(*pending_));
+    pending_.reset();
+    inflight_gen_ = pending_gen_;
+    inflight_cancelled_ = false;
+    ref();
+    return true;
+  }
+
+  // Not under mutex_: a runtime that is shutting down drops the job inline, and the
+  // dropped job goes on to decide().
+  void send_delivery() { rt_->post_job(decide_job{this}, false); }
+
+  // Runs on a runtime worker; hops to the in-flight handler's executor. Run or dropped
+  // (a runtime shutting down drops its jobs), it goes on: a wait must always complete.
+  struct decide_job {
+    join_waiter* w;
+    explicit decide_job(join_waiter* ww) noexcept : w(ww) {}
+    decide_job(decide_job&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
+    decide_job& operator=(decide_job&&) = delete;
+    ~decide_job() {
+      if (w) {
+        try {
+          run();
+        } catch (...) {
+        }
+      }
+    }
+    void operator()() { run(); }
+    void run() {
+      join_waiter* ww = std::exchange(w, nullptr);
+      boost::asio::any_completion_executor ex;
+      {
+        std::lock_guard lock(ww->mutex_);
+        ex = boost::asio::get_associated_executor(*ww->inflight_handler_);
+      }
+      boost::asio::dispatch(ex, decide_fn{ww});
+    }
+  };
+
+  // On the handler's executor. Holds the reference taken by prepare_delivery.
+  struct decide_fn {
+    join_waiter* w;
+    explicit decide_fn(join_waiter* ww) noexcept : w(ww) {}
+    decide_fn(decide_fn&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
+    decide_fn& operator=(decide_fn&&) = delete;
+    ~decide_fn() {
+      if (w)
+        w->unref(); // dropped unrun: the handler is destroyed with the waiter
+    }
+    void operator()() {
+      struct release {
+        join_waiter* w;
+        ~release() { w->unref(); } // also when the handler throws
+      } r{std::exchange(w, nullptr)};
+      r.w->decide();
+    }
+  };
+
+  void decide() {
+    std::unique_lock lock(mutex_);
+    handler_type h = std::move(*inflight_handler_);
+    inflight_handler_.reset();
+    const bool cancelled = inflight_cancelled_;
+    inflight_gen_ = 0;
+    std::optional<std::pair<std::exception_ptr, V>> value;
+    if (!cancelled) {
+      value.emplace(std::move(*stash_));
+      stash_.reset();
+      taken_ = true;
+    }
+    const bool send = cancelled && !detached_ && prepare_delivery(); // to a newer wait
+    lock.unlock();
+    if (send)
+      send_delivery();
+    // We are on the handler's executor: the slot can be cleared safely here.
+    boost::asio::get_associated_cancellation_slot(h).clear();
+    if (value)
+      invoke(std::move(h), std::move(value->first), std::move(value->second));
+    else
+      invoke(std::move(h), std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)),
+             V{});
+  }
+
+  static void invoke(handler_type h, std::exception_ptr e, V v) {
+    if constexpr (std::is_void_v<T>)
+      std::move(h)(std::move(e));
+    else
+      std::move(h)(std::move(e), std::move(v));
+  }
+
   // Woken at completion (the join waker). Runs on a runtime worker.
   void on_complete() {
     std::unique_lock lock(mutex_);
-    if (!pending_ || !raw_ || taken_)
-      return; // no wait pending: the value stays in the task for the next wait
-    maybe<outcome<task_output<V>>> out = poll_raw();
-    if (!out)
-      return; // spurious; registered again
-    taken_ = true;
-    handler_type h = std::move(*pending_);
-    pending_.reset();
-    auto r = join_result<V>(id_, std::move(*out));
+    read_outcome();
+    const bool send = prepare_delivery();
     lock.unlock();
-    deliver(std::move(h), std::move(r));
+    if (send)
+      send_delivery();
   }
 
-  // Delivery: through the runtime, then to the handler's associated executor (never inline
-  // in the initiating call or in the task's completion).
   // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
   maybe<outcome<task_output<V>>> poll_raw() {
     waker w(this, &vtable);
@@ -176,15 +290,12 @@ private:
     return raw_.poll(w);
   }
 
-  void post_value(handler_type h, std::pair<std::exception_ptr, V> r) {
-    rt_->post_job(delivery{std::move(h), std::move(r.first), std::move(r.second)}, false);
-  }
-  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{std::move(h), std::move(e), V{}}, false); }
+  // Completions that decide nothing (errors): through the runtime, then on the handler's
+  // executor, where its slot is cleared and it is invoked. Never inline in the initiating
+  // call or in an emitter.
+  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{std::move(h), std::move(e)}, false); }
   void post_error(handler_type h, boost::system::error_code ec) {
     post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
-  }
-  static void deliver(handler_type h, std::pair<std::exception_ptr, V> r) {
-    delivery{std::move(h), std::move(r.first), std::move(r.second)}();
   }
 
   // A queued completion. Run or not (a runtime shut down drops unrun jobs), it delivers:
@@ -192,25 +303,27 @@ private:
   struct delivery {
     std::optional<handler_type> h;
     std::exception_ptr e;
-    V value;
-    delivery(handler_type hh, std::exception_ptr ee, V v) : h(std::move(hh)), e(std::move(ee)), value(std::move(v)) {}
-    delivery(delivery&& o) noexcept(std::is_nothrow_move_constructible_v<V>)
-        : h(std::move(o.h)), e(std::move(o.e)), value(std::move(o.value)) {
+    delivery(handler_type hh, std::exception_ptr ee) : h(std::move(hh)), e(std::move(ee)) {}
+    delivery(delivery&& o) noexcept : h(std::move(o.h)), e(std::move(o.e)) {
       o.h.reset(); // the moved-from delivery must not deliver
     }
     ~delivery() {
-      if (h)
-        run();
+      if (h) {
+        try {
+          run();
+        } catch (...) {
+        }
+      }
     }
     void operator()() { run(); }
     void run() {
       handler_type hh = std::move(*h);
       h.reset();
-      boost::asio::get_associated_cancellation_slot(hh).clear();
-      if constexpr (std::is_void_v<T>)
-        boost::asio::dispatch(boost::asio::append(std::move(hh), std::move(e)));
-      else
-        boost::asio::dispatch(boost::asio::append(std::move(hh), std::move(e), std::move(value)));
+      auto ex = boost::asio::get_associated_executor(hh);
+      boost::asio::dispatch(ex, [hh = std::move(hh), e = std::move(e)]() mutable {
+        boost::asio::get_associated_cancellation_slot(hh).clear();
+        invoke(std::move(hh), std::move(e), V{});
+      });
     }
   };
 
@@ -259,9 +372,17 @@ private:
   runtime* rt_;
   std::atomic<std::size_t> refs_{1};
   std::mutex mutex_;
-  raw_join_handle<task_output<V>> raw_; // under mutex_
-  std::optional<handler_type> pending_; // under mutex_
-  bool taken_ = false;                  // under mutex_
+  // All under mutex_.
+  raw_join_handle<task_output<V>> raw_;
+  std::optional<handler_type> pending_; // the wait not yet given a value
+  std::uint64_t pending_gen_ = 0;
+  std::uint64_t next_gen_ = 0;
+  std::optional<handler_type> inflight_handler_; // the wait a value is on its way to
+  std::uint64_t inflight_gen_ = 0;                // 0: none
+  bool inflight_cancelled_ = false;
+  std::optional<std::pair<std::exception_ptr, V>> stash_; // read from the task, not yet handed over
+  bool taken_ = false;                                    // handed over to a wait
+  bool detached_ = false;
   task_id id_;
 };
 

@@ -311,24 +311,10 @@ BOOST_AUTO_TEST_CASE(join_sets_raced_by_cancelled_joins_aborts_and_destruction) 
 // A join handle's wait raced by a timer of a few microseconds in `||`: when the timer
 // wins, the value must still be there for the next wait (cancel-safety), whatever the
 // interleaving with the task's completion.
-BOOST_AUTO_TEST_CASE(join_handle_waits_raced_by_or_lose_no_value,
-                     *boost::unit_test::disabled()) {
-  // Disabled: fails on main (17a9e3b), two bugs in include/swarm/join_handle.hpp:
-  //  1. Lost value. join_waiter::on_complete (line 152) takes the pending wait, sets taken_
-  //     and hands the value to a delivery before the waiting handler's executor ran. If
-  //     the other side of `||` completed first in that task, the group's cancellation
-  //     finds no pending wait (cancel_wait, line 129, does nothing), the value reaches a
-  //     handler whose result `||` discards, and the next wait fails "already delivered".
-  //     About 1 race in 3 lost the value (6 of 21 in one run of 1000 rounds).
-  //  2. Data race / crash. delivery::run (line 209) clears the handler's cancellation slot
-  //     on a runtime job thread while the waiting task may be emitting on it (`||`):
-  //     ThreadSanitizer reports the race (cancellation_slot::clear vs
-  //     cancellation_signal::emit); a release run crashed once with SIGSEGV.
-  // Fix proposed in the report: decide on the handler's executor, as join_set's
-  // `delivery` does (include/swarm/join_set.hpp): a per-wait generation and "cancelled"
-  // flag set by cancel_wait; a cancelled or superseded delivery stashes the value in the
-  // waiter for the next wait and completes with operation_aborted; the slot is cleared
-  // there, not on the runtime job.
+BOOST_AUTO_TEST_CASE(join_handle_waits_raced_by_or_lose_no_value) {
+  // Once lost about 1 value in 3 races and raced on the slot: the value was handed to a
+  // delivery before the waiting handler's executor ran, and the slot was cleared on a
+  // runtime thread. Delivery is now decided on the handler's executor (join_waiter::decide).
   const int rounds = 1000 / scale_div;
   std::atomic<int> join_won{0}, other_won{0};
   runtime rt(2);
