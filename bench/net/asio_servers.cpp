@@ -84,7 +84,8 @@ asio::awaitable<void> http_session(tcp::socket socket) {
   std::string out;
   out.reserve(1024);
   for (;;) {
-    auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf.data() + used, buf.size() - used), use_tuple);
+    auto [ec, n] =
+        co_await socket.async_read_some(asio::buffer(buf.data() + used, buf.size() - used), use_tuple);
     if (ec)
       co_return; // closed by the client, or failed
     used += n;
@@ -168,8 +169,9 @@ int serve(protocol proto, int threads, int max_seconds) {
 }
 
 [[noreturn]] void usage() {
-  std::fputs("usage: net_server --runtime swarm|io_context --proto http|echo [--threads N] [--max-seconds S]\n",
-             stderr);
+  std::fputs(
+      "usage: net_server --runtime swarm|io_context --proto http|echo [--threads N] [--max-seconds S]\n",
+      stderr);
   std::exit(2);
 }
 

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,7 +49,7 @@ struct config {
 
 struct connection {
   int fd = -1;
-  long done = 0;       // completed round trips
+  long done = 0;        // completed round trips
   std::size_t sent = 0; // bytes of the current message written
   std::size_t received = 0;
   bool watching_out = false; // registered for EPOLLOUT too (a send that did not fit)
@@ -100,6 +101,8 @@ int connect_to(int port) {
 class worker {
 public:
   worker(const config& cfg, int connections) : cfg_(cfg), conns_(static_cast<std::size_t>(connections)) {}
+  worker(const worker&) = delete; // owns descriptors
+  worker& operator=(const worker&) = delete;
 
   // Connects; false if any connection failed (the others are closed by the destructor).
   bool connect() {
@@ -124,8 +127,8 @@ public:
     const std::size_t m = static_cast<std::size_t>(cfg_.size);
     out_.assign(m, '\0');
     in_.assign(m, '\0');
-    result_.latencies_ns.reserve(static_cast<std::size_t>(std::min<long>(
-        static_cast<long>(conns_.size()) * cfg_.round_trips, 1L << 24)));
+    result_.latencies_ns.reserve(static_cast<std::size_t>(
+        std::min<long>(static_cast<long>(conns_.size()) * cfg_.round_trips, 1L << 24)));
     long active = 0;
     for (auto& c : conns_)
       if (start_round_trip(c))
@@ -135,8 +138,8 @@ public:
       const auto now = clock_type::now();
       if (now >= deadline)
         break;
-      const int timeout_ms =
-          static_cast<int>(std::min<long>(100, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
+      const int timeout_ms = static_cast<int>(
+          std::min<long>(100, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
       const int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), timeout_ms);
       if (n < 0 && errno != EINTR) {
         std::perror("echo_client: epoll_wait");
@@ -146,7 +149,8 @@ public:
         connection& c = conns_[events[e].data.u64];
         if (c.fd < 0)
           continue;
-        const bool alive = (events[e].events & EPOLLOUT) && c.sent < m ? continue_send(c) : receive(c, measure_from);
+        const bool alive =
+            (events[e].events & EPOLLOUT) && c.sent < m ? continue_send(c) : receive(c, measure_from);
         if (!alive) {
           close(c);
           --active;
@@ -194,12 +198,17 @@ private:
     return watch(c, EPOLLIN);
   }
 
+  // Reads what has arrived of the echo, checking each chunk as it comes (in_ is shared by the
+  // thread's connections, so no bytes are kept between calls).
   bool receive(connection& c, clock_type::time_point measure_from) {
     const std::size_t m = static_cast<std::size_t>(cfg_.size);
     // At most one message is outstanding, so no more than its missing bytes can arrive.
     while (c.received < m) {
-      const ssize_t r = ::recv(c.fd, in_.data() + c.received, m - c.received, MSG_DONTWAIT);
+      const ssize_t r = ::recv(c.fd, in_.data(), m - c.received, MSG_DONTWAIT);
       if (r > 0) {
+        const char expected = letter(c.done);
+        if (std::any_of(in_.data(), in_.data() + r, [&](char x) { return x != expected; }))
+          return fail(c, "wrong echo");
         c.received += static_cast<std::size_t>(r);
         continue;
       }
@@ -210,8 +219,8 @@ private:
       return r == 0 ? fail(c, "server closed the connection") : fail(c, "recv", errno);
     }
     const auto now = clock_type::now();
-    if (c.sent < m || std::any_of(in_.begin(), in_.end(), [&](char x) { return x != letter(c.done); }))
-      return fail(c, "wrong echo");
+    if (c.sent < m)
+      return fail(c, "echo ahead of the message"); // more bytes back than were sent
     if (now >= measure_from) {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent_at).count();
       result_.latencies_ns.push_back(static_cast<std::uint32_t>(std::min<long long>(ns, UINT32_MAX)));
@@ -287,12 +296,12 @@ int main(int argc, char** argv) {
     usage();
   cfg.threads = std::min(cfg.threads, cfg.connections);
 
-  std::vector<worker> workers;
-  workers.reserve(static_cast<std::size_t>(cfg.threads));
+  std::vector<std::unique_ptr<worker>> workers;
   for (int t = 0; t < cfg.threads; ++t)
-    workers.emplace_back(cfg, cfg.connections / cfg.threads + (t < cfg.connections % cfg.threads ? 1 : 0));
+    workers.push_back(std::make_unique<worker>(cfg, cfg.connections / cfg.threads +
+                                                        (t < cfg.connections % cfg.threads ? 1 : 0)));
   for (auto& w : workers)
-    if (!w.connect()) {
+    if (!w->connect()) {
       std::fprintf(stderr, "echo_client: connecting to 127.0.0.1:%d: %s\n", cfg.port, std::strerror(errno));
       return 1;
     }
@@ -303,7 +312,7 @@ int main(int argc, char** argv) {
                                     std::chrono::duration<double>(cfg.seconds + cfg.warmup_ms / 1000.0));
   std::vector<std::thread> threads;
   for (auto& w : workers)
-    threads.emplace_back([&w, measure_from, deadline] { w.run(measure_from, deadline); });
+    threads.emplace_back([w = w.get(), measure_from, deadline] { w->run(measure_from, deadline); });
   for (auto& t : threads)
     t.join();
 
@@ -311,7 +320,7 @@ int main(int argc, char** argv) {
   long errors = 0;
   auto end = measure_from;
   for (auto& w : workers) {
-    auto& r = w.result();
+    auto& r = w->result();
     all.insert(all.end(), r.latencies_ns.begin(), r.latencies_ns.end());
     errors += r.errors;
     end = std::max(end, r.last_completion);
@@ -326,7 +335,8 @@ int main(int argc, char** argv) {
     const std::size_t rank = static_cast<std::size_t>(std::ceil(q / 100.0 * static_cast<double>(all.size())));
     return all[std::clamp<std::size_t>(rank, 1, all.size()) - 1] / 1000.0;
   };
-  std::printf("%zu,%.3f,%.0f,%.1f,%.1f,%.1f,%ld\n", all.size(), seconds, static_cast<double>(all.size()) / seconds,
-              percentile_us(50), percentile_us(99), percentile_us(99.9), errors);
+  std::printf("%zu,%.3f,%.0f,%.1f,%.1f,%.1f,%ld\n", all.size(), seconds,
+              static_cast<double>(all.size()) / seconds, percentile_us(50), percentile_us(99),
+              percentile_us(99.9), errors);
   return errors == 0 ? 0 : 1;
 }
