@@ -12,9 +12,11 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Installs whichever of SWARM_PACKAGES is missing: apt-get update first, then install, as
-# root or through sudo. Does nothing when everything is there.
+# Installs whichever of SWARM_PACKAGES and the packages named as arguments is missing:
+# apt-get update first, then install, as root or through sudo. Does nothing when everything
+# is there.
 ensure_packages() {
+  local wanted=("${SWARM_PACKAGES[@]}" "$@")
   if ! command -v dpkg-query >/dev/null 2>&1; then
     # Not a Debian system: check the tools and hope the rest is there.
     for tool in g++ cmake b2; do
@@ -23,7 +25,7 @@ ensure_packages() {
     return 0
   fi
   local missing=() pkg
-  for pkg in "${SWARM_PACKAGES[@]}"; do
+  for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$pkg")
     fi
