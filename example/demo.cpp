@@ -1,440 +1,239 @@
-// swarm demo: what the task layer does today.
+// A tour of swarm in one program: each step prints what it shows and what it measured.
 //
-// swarm's scheduler does not exist yet. What exists is the task layer: task cells, the state
-// word, wakers, join and abort handles and the owned-task lists, i.e. everything a scheduler
-// needs in order to run, wake, cancel and join tasks. To show it working, this file contains
-// a DEMO HARNESS: a small executor with two worker threads pulling tasks from one
-// mutex-protected FIFO. It is not swarm's scheduler (no work stealing, no LIFO slot, no
-// parking protocol) and its numbers say nothing about the scheduler's.
+//  1. Drop-in: the same Asio function runs on boost::asio::io_context and on
+//     swarm::runtime; only the context type differs. It spawns 10 000 coroutines that each
+//     wait on a timer and bump a counter, and times them.
+//  2. Tasks: swarm::spawn returns a join_handle; awaiting it gives the value (or the
+//     exception the task threw, as a join_error).
+//  3. Abort: a task suspended in a timer wait is aborted through its abort_handle; its
+//     join reports is_cancelled(). A wait raced by `||` with a short timer leaves the task
+//     running and the handle usable.
+//  4. join_set: many tasks, results in completion order; destruction aborts the rest.
+//  5. TCP on 127.0.0.1: an echo server and clients, all tasks on the runtime.
 //
-// Part 1 spawns N tasks (default 100 000) onto the demo harness. Each task parks on its first
-// poll by posting its waker to a mailbox; a separate thread wakes the parked tasks; on its
-// second poll the task returns its index (one task in a thousand throws instead). The main
-// thread aborts every tenth task right after spawning it, then joins all the tasks and
-// counts how they ended.
-//
-// Part 2 measures, on one thread, a spawn + run + join of an empty task through the task
-// layer (an owned_tasks list, bind, assert_owner, run, join-handle poll, drops), and beside it
-// a floor: one malloc/free of the same cell size plus two uncontended atomic read-modify-
-// writes, the least a heap-allocated, reference-counted task can cost. It also shows the
-// cost of the allocation the cell really makes (over-aligned, to keep tasks on separate
-// cache-line pairs), which with glibc is far above a plain malloc. Part 2 runs first, on a
-// fresh heap, and is printed second.
-//
-// Usage: demo [number of tasks]
-#include <swarm/task/join.hpp>
-#include <swarm/task/owned_tasks.hpp>
+// Usage: demo [threads]   (default: the number of cores)
+#include <swarm/swarm.hpp>
 
-#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
-#include <mutex>
-#include <new>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace sd = swarm::detail;
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
-
-namespace demo_harness {
-
-class executor;
-
-// The scheduler value stored in every task: which executor runs it.
-struct scheduler {
-  executor* ex;
-  void schedule(sd::notified<scheduler> n);
-  void yield_now(sd::notified<scheduler> n);
-  sd::task<scheduler> release(sd::raw_task t);
-  void unhandled_exception(std::exception_ptr) {} // reported through the join handle
-};
-
-// Two (or more) worker threads and one FIFO of notified tasks, linked through the task
-// header's queue_next field. The owned_tasks list is what lets it cancel every task still
-// alive when it shuts down.
-class executor {
-public:
-  explicit executor(unsigned workers) : owned_(workers) {
-    for (unsigned i = 0; i < workers; ++i)
-      threads_.emplace_back([this] { work(); });
-  }
-  executor(const executor&) = delete;
-  executor& operator=(const executor&) = delete;
-
-  ~executor() {
-    owned_.close_and_shutdown_all(); // cancels whatever is still alive
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_)
-      t.join();
-    sd::header* h;
-    {
-      std::lock_guard lock(mutex_);
-      closed_ = true;
-      h = std::exchange(head_, nullptr);
-      tail_ = nullptr;
-    }
-    while (h) { // dropping a queued notified only releases its reference
-      sd::header* next = h->queue_next;
-      sd::notified<scheduler>::from_raw(h).reset();
-      h = next;
-    }
-  }
-
-  template <sd::future F>
-  sd::raw_join_handle<typename F::output_type> spawn(F f) {
-    sd::bind_result<F, scheduler> r = owned_.bind(std::move(f), scheduler{this}, swarm::task_id::next());
-    if (r.first)
-      push(std::move(*r.first));
-    return std::move(r.join);
-  }
-
-  void push(sd::notified<scheduler> n) {
-    sd::header* h = std::move(n).into_raw();
-    h->queue_next = nullptr;
-    bool wake_one;
-    {
-      std::lock_guard lock(mutex_);
-      if (closed_) {
-        sd::notified<scheduler>::from_raw(h).reset();
-        return;
-      }
-      (tail_ ? tail_->queue_next : head_) = h;
-      tail_ = h;
-      wake_one = idle_ > 0;
-    }
-    if (wake_one)
-      cv_.notify_one();
-  }
-
-  sd::task<scheduler> remove(sd::raw_task t) { return owned_.remove(t); }
-  std::uint64_t polls() const { return polls_.load(); }
-
-private:
-  void work() {
-    std::uint64_t polls = 0;
-    for (;;) {
-      sd::header* h;
-      {
-        std::unique_lock lock(mutex_);
-        ++idle_;
-        cv_.wait(lock, [&] { return head_ || stopping_; });
-        --idle_;
-        if (!head_)
-          break;
-        h = head_;
-        head_ = h->queue_next;
-        if (!head_)
-          tail_ = nullptr;
-      }
-      owned_.assert_owner(sd::notified<scheduler>::from_raw(h)).run();
-      ++polls;
-    }
-    polls_.fetch_add(polls);
-  }
-
-  sd::owned_tasks<scheduler> owned_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  sd::header* head_ = nullptr; // under mutex_
-  sd::header* tail_ = nullptr; // under mutex_
-  unsigned idle_ = 0;          // under mutex_
-  bool stopping_ = false;      // under mutex_
-  bool closed_ = false;        // under mutex_
-  std::atomic<std::uint64_t> polls_{0};
-  std::vector<std::thread> threads_;
-};
-
-void scheduler::schedule(sd::notified<scheduler> n) { ex->push(std::move(n)); }
-void scheduler::yield_now(sd::notified<scheduler> n) { ex->push(std::move(n)); }
-sd::task<scheduler> scheduler::release(sd::raw_task t) { return ex->remove(t); }
-
-} // namespace demo_harness
 
 namespace {
 
-// Where parked tasks post their wakers; a separate thread wakes them.
-class mailbox {
-public:
-  void post(sd::waker w) {
-    {
-      std::lock_guard lock(mutex_);
-      wakers_.push_back(std::move(w));
-    }
-    cv_.notify_one();
+// Set when a step did not behave as it says; main then exits 1 (the demo doubles as a test).
+std::atomic<bool> failed{false};
+void expect(bool ok, const char* what) {
+  if (!ok) {
+    failed = true;
+    std::printf("   UNEXPECTED: %s\n", what);
   }
-  // The waking thread: wakes (by value) everything posted, until stop() and drained.
-  void run_waker_thread(std::atomic<std::uint64_t>& wakes) {
-    std::vector<sd::waker> batch;
-    for (;;) {
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return !wakers_.empty() || stopped_; });
-        if (wakers_.empty())
-          return;
-        batch.swap(wakers_);
-      }
-      for (sd::waker& w : batch)
-        std::move(w).wake();
-      wakes.fetch_add(batch.size());
-      batch.clear();
-    }
-  }
-  void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stopped_ = true;
-    }
-    cv_.notify_all();
-  }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<sd::waker> wakers_;
-  bool stopped_ = false;
-};
-
-// Parks on its first poll (posting its waker), returns its index on the second; one task in
-// a thousand throws instead.
-struct demo_task {
-  using output_type = std::uint32_t;
-  std::uint32_t index;
-  mailbox* box;
-  bool parked = false;
-
-  std::optional<std::uint32_t> poll(sd::poll_context& cx) {
-    if (!parked) {
-      parked = true;
-      box->post(cx.get_waker().clone());
-      return std::nullopt;
-    }
-    if (index % 1000 == 999)
-      throw std::runtime_error("task " + std::to_string(index) + " failed on purpose");
-    return index;
-  }
-};
-
-// A waker that unparks the joining thread. It is not reference-counted: it lives until every
-// task is gone.
-class thread_parker {
-public:
-  const sd::waker& get() const { return waker_; }
-  void park() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return notified_; });
-    notified_ = false;
-  }
-
-private:
-  void unpark() {
-    {
-      std::lock_guard lock(mutex_);
-      notified_ = true;
-    }
-    cv_.notify_one();
-  }
-  static thread_parker* self(void* d) { return static_cast<thread_parker*>(d); }
-  static constexpr sd::waker_vtable vtable{
-      [](void* d) noexcept { return d; }, [](void* d) { self(d)->unpark(); }, [](void* d) { self(d)->unpark(); },
-      [](void*) noexcept {}};
-
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool notified_ = false;
-  sd::waker waker_{this, &vtable};
-};
+}
 
 double ms_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
 }
 
-// ---------------------------------------------------------------------------------------
-// Part 2: one thread, no queue.
-
-struct inline_scheduler {
-  sd::owned_tasks<inline_scheduler>* owned;
-  void schedule(sd::notified<inline_scheduler>) { std::abort(); } // an empty task is never woken
-  void yield_now(sd::notified<inline_scheduler>) { std::abort(); }
-  sd::task<inline_scheduler> release(sd::raw_task t) { return owned->remove(t); }
-  void unhandled_exception(std::exception_ptr) {}
-};
-
-struct empty_task {
-  using output_type = sd::unit;
-  std::optional<sd::unit> poll(sd::poll_context&) { return sd::unit{}; }
-};
-
-const sd::waker& noop_waker() {
-  static constexpr sd::waker_vtable vt{[](void* d) noexcept { return d; }, [](void*) {}, [](void*) {},
-                                       [](void*) noexcept {}};
-  static const sd::waker w(nullptr, &vt);
-  return w;
+asio::awaitable<void> sleep_for(clock_type::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
 }
 
-template <class T>
-inline void keep(T const& v) {
-  asm volatile("" : : "r,m"(v) : "memory");
-}
-
-// ns per spawn + run + join of an empty task, best of `reps` runs of `n`.
-double measure_spawn_run_join(int n, int reps) {
-  double best = 1e300;
-  sd::owned_tasks<inline_scheduler> owned(1);
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    for (int i = 0; i < n; ++i) {
-      sd::bind_result<empty_task, inline_scheduler> b =
-          owned.bind(empty_task{}, inline_scheduler{&owned}, swarm::task_id::next());
-      owned.assert_owner(std::move(*b.first)).run();
-      auto out = b.join.poll(noop_waker());
-      if (!out || !out->has_value())
-        std::abort();
-    }
-    best = std::min(best, std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / n);
+// Step 1: plain Asio, written once for any execution context with io_context's interface.
+template <class Context>
+double timers_on(int threads, int coroutines, std::atomic<int>& done) {
+  Context ctx(threads);
+  const auto t0 = clock_type::now();
+  for (int i = 0; i < coroutines; ++i) {
+    asio::co_spawn(
+        ctx,
+        [&done]() -> asio::awaitable<void> {
+          co_await sleep_for(1ms);
+          done.fetch_add(1, std::memory_order_relaxed);
+        },
+        asio::detached);
   }
-  owned.close_and_shutdown_all();
-  return best;
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i)
+    pool.emplace_back([&ctx] { ctx.run(); });
+  ctx.run();
+  for (auto& t : pool)
+    t.join();
+  return ms_since(t0);
 }
 
-// ns per allocation + free of `size` bytes, plus two uncontended atomic read-modify-writes on
-// a word in it (as a reference count would), best of `reps` runs. align == 0: plain malloc;
-// otherwise the over-aligned operator new that task cells use.
-double measure_floor(std::size_t size, std::size_t align, int n, int reps) {
-  double best = 1e300;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    for (int i = 0; i < n; ++i) {
-      void* p = align ? ::operator new(size, std::align_val_t(align)) : std::malloc(size);
-      keep(p);
-      auto* word = ::new (p) std::atomic<std::uintptr_t>(204);
-      word->fetch_add(64, std::memory_order_relaxed);
-      word->fetch_sub(64, std::memory_order_acq_rel);
-      keep(p);
-      if (align)
-        ::operator delete(p, std::align_val_t(align));
-      else
-        std::free(p);
+void step_drop_in(int threads) {
+  constexpr int n = 10000;
+  std::atomic<int> a{0}, b{0};
+  const double io_ms = timers_on<asio::io_context>(threads, n, a);
+  const double sw_ms = timers_on<swarm::runtime>(threads, n, b);
+  std::printf("1. drop-in: %d coroutines waiting 1 ms each, %d thread(s) in run()\n"
+              "   io_context:     %d done in %.1f ms\n   swarm::runtime: %d done in %.1f ms\n",
+              n, threads, a.load(), io_ms, b.load(), sw_ms);
+  expect(a == n && b == n, "a coroutine did not finish");
+}
+
+asio::awaitable<void> step_tasks() {
+  auto ex = co_await asio::this_coro::executor;
+  swarm::join_handle<int> h = swarm::spawn(ex, []() -> asio::awaitable<int> {
+    co_await sleep_for(2ms);
+    co_return 6 * 7;
+  });
+  const int v = co_await h.async_wait(asio::use_awaitable);
+  swarm::join_handle<int> bad = swarm::spawn(ex, []() -> int { throw std::runtime_error("boom"); });
+  std::string what;
+  try {
+    co_await bad.async_wait(asio::use_awaitable);
+  } catch (const swarm::join_error& e) {
+    what = e.is_panic() ? "panic" : "cancelled";
+    try {
+      std::rethrow_exception(e.panic());
+    } catch (const std::exception& inner) {
+      what += std::string(" (") + inner.what() + ")";
     }
-    best = std::min(best, std::chrono::duration<double, std::nano>(clock_type::now() - t0).count() / n);
   }
-  return best;
+  std::printf("2. tasks: a task returned %d; a throwing task joined as %s\n", v, what.c_str());
+  expect(v == 42 && what == "panic (boom)", "wrong value or join error");
+}
+
+asio::awaitable<void> step_abort() {
+  auto ex = co_await asio::this_coro::executor;
+  auto sleeper = swarm::spawn(ex, []() -> asio::awaitable<int> {
+    co_await sleep_for(1h);
+    co_return 1;
+  });
+  // Racing the wait with a short timer cancels only the wait: the task runs on.
+  auto raced = co_await (sleeper.async_wait(asio::use_awaitable) || sleep_for(5ms));
+  const bool still_running = raced.index() == 1 && !sleeper.is_finished();
+  swarm::abort_handle ah = sleeper.get_abort_handle();
+  const auto t0 = clock_type::now();
+  ah.abort();
+  bool cancelled = false;
+  try {
+    co_await sleeper.async_wait(asio::use_awaitable);
+  } catch (const swarm::join_error& e) {
+    cancelled = e.is_cancelled();
+  }
+  std::printf("3. abort: after a || with a 5 ms timer the 1 h task was %s; aborted, it joined as %s in %.2f ms\n",
+              still_running ? "still running" : "NOT running", cancelled ? "cancelled" : "NOT cancelled",
+              ms_since(t0));
+  expect(still_running && cancelled, "the race or the abort went wrong");
+}
+
+asio::awaitable<void> step_join_set() {
+  auto ex = co_await asio::this_coro::executor;
+  swarm::join_set<int> set;
+  for (int i = 5; i >= 1; --i) {
+    set.spawn(ex, [i]() -> asio::awaitable<int> {
+      co_await sleep_for(std::chrono::milliseconds(10 * i));
+      co_return i;
+    });
+  }
+  std::string order;
+  for (int i = 0; i < 3; ++i)
+    order += std::to_string(co_await set.async_join_next(asio::use_awaitable)) + " ";
+  const std::size_t left = set.size();
+  set.abort_all();
+  std::printf("4. join_set: 5 tasks, the first three results in completion order: %s; %zu aborted\n",
+              order.c_str(), left);
+  expect(order == "1 2 3 " && left == 2, "results out of order or lost");
+}
+
+asio::awaitable<void> echo_session(tcp::socket s) {
+  std::array<char, 1024> buf;
+  for (;;) {
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    if (ec)
+      co_return;
+    co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> step_tcp() {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::acceptor acceptor(ex, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto endpoint = acceptor.local_endpoint();
+  auto server = swarm::spawn(ex, [&acceptor]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    swarm::join_set<void> sessions; // aborted when the server task is aborted
+    for (;;)
+      sessions.spawn(ex, echo_session(co_await acceptor.async_accept(asio::use_awaitable)));
+  });
+  constexpr int clients = 32, round_trips = 500;
+  const auto t0 = clock_type::now();
+  swarm::join_set<int> set;
+  for (int c = 0; c < clients; ++c) {
+    set.spawn(ex, [endpoint]() -> asio::awaitable<int> {
+      tcp::socket s(co_await asio::this_coro::executor);
+      co_await s.async_connect(endpoint, asio::use_awaitable);
+      std::array<char, 64> out{}, in{};
+      int ok = 0;
+      for (int i = 0; i < round_trips; ++i) {
+        out[0] = static_cast<char>(i);
+        co_await asio::async_write(s, asio::buffer(out), asio::use_awaitable);
+        co_await asio::async_read(s, asio::buffer(in), asio::use_awaitable);
+        ok += in == out;
+      }
+      co_return ok;
+    });
+  }
+  int ok = 0;
+  while (!set.empty())
+    ok += co_await set.async_join_next(asio::use_awaitable);
+  const double ms = ms_since(t0);
+  // The server task uses this frame's acceptor: abort it, then wait until it has ended.
+  server.abort();
+  auto [ended] = co_await server.async_wait(asio::as_tuple(asio::use_awaitable));
+  expect(ended != nullptr, "the server task was not cancelled");
+  std::printf("5. tcp: %d clients x %d round trips of 64 bytes on 127.0.0.1: %d echoed correctly in %.1f ms "
+              "(%.0f round trips/s)\n",
+              clients, round_trips, ok, ms, 1000.0 * clients * round_trips / ms);
+  expect(ok == clients * round_trips, "an echo came back wrong");
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  const long requested = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 100000;
-  if (requested <= 0 || requested > 50'000'000) {
-    std::fprintf(stderr, "usage: %s [number of tasks, 1..50000000]\n", argv[0]);
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (argc > 1)
+    threads = std::atoi(argv[1]);
+  if (threads < 1) {
+    std::fprintf(stderr, "usage: demo [threads >= 1]\n");
     return 2;
   }
-  const auto n = static_cast<std::uint32_t>(requested);
-  constexpr unsigned workers = 2;
+  step_drop_in(threads);
 
-  // ---- Part 2 first, on a fresh heap
-  constexpr int iterations = 200000, reps = 7;
-  using layout = sd::cell_layout<empty_task, inline_scheduler>;
-  const double task_ns = measure_spawn_run_join(iterations, reps);
-  const double floor_ns = measure_floor(layout::size, 0, iterations, reps);
-  const double aligned_ns = measure_floor(layout::size, layout::alignment, iterations, reps);
-
-  std::printf("swarm demo: the task layer, driven by a demo harness\n");
-  std::printf("  (a 2-worker FIFO executor written for this demo; not swarm's scheduler, which is not built yet)\n\n");
-
-  // ---- Part 1
-  std::uint64_t completed = 0, cancelled = 0, panicked = 0, wrong = 0, aborts = 0, abort_lost = 0;
-  std::uint64_t cancelled_unaborted = 0;
-  std::atomic<std::uint64_t> wakes{0};
-  double spawn_ms = 0, total_ms = 0;
-  {
-    thread_parker parker; // outlives the executor: tasks may hold its waker until they go
-    mailbox box;
-    std::thread waker_thread([&] { box.run_waker_thread(wakes); });
-    {
-      demo_harness::executor ex(workers);
-      std::vector<sd::raw_join_handle<std::uint32_t>> handles;
-      handles.reserve(n);
-      const auto t0 = clock_type::now();
-      for (std::uint32_t i = 0; i < n; ++i) {
-        handles.push_back(ex.spawn(demo_task{i, &box}));
-        if (i % 10 == 0) {
-          handles.back().abort();
-          ++aborts;
-        }
-      }
-      spawn_ms = ms_since(t0);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        for (;;) {
-          auto out = handles[i].poll(parker.get());
-          if (!out) {
-            parker.park();
-            continue;
-          }
-          if (out->has_value()) {
-            ++completed;
-            wrong += out->value() != i;
-            abort_lost += i % 10 == 0;
-          } else if (out->error().is_cancelled()) {
-            ++cancelled;
-            cancelled_unaborted += i % 10 != 0;
-          } else {
-            ++panicked;
-          }
-          break;
-        }
-        handles[i].reset();
-      }
-      total_ms = ms_since(t0);
-      box.stop();
-      waker_thread.join();
-    } // the executor shuts down: every worker stops
-  }
-
-  // Indices 999, 1999, ... throw; none of them is aborted (they are not multiples of 10).
-  const std::uint64_t expected_panics = n / 1000;
-  std::printf("Part 1: %u tasks on %u worker threads, woken from a third thread\n", n, workers);
-  std::printf("  each task parks on its first poll (posting its waker to a mailbox), is woken from\n");
-  std::printf("  another thread, and returns its index on its second poll; 1 in 1000 throws instead.\n");
-  std::printf("  every 10th task is aborted right after it is spawned (%llu aborts).\n\n",
-              static_cast<unsigned long long>(aborts));
-  std::printf("  completed   %8llu   (value checked: %llu wrong)\n", static_cast<unsigned long long>(completed),
-              static_cast<unsigned long long>(wrong));
-  std::printf("  cancelled   %8llu   (aborted before they could finish; %llu aborts lost the race to\n"
-              "                          completion, which keeps the value)\n",
-              static_cast<unsigned long long>(cancelled), static_cast<unsigned long long>(abort_lost));
-  std::printf("  panicked    %8llu   (exception from the task, delivered through its join handle)\n",
-              static_cast<unsigned long long>(panicked));
-  std::printf("  joined      %8llu of %u\n", static_cast<unsigned long long>(completed + cancelled + panicked), n);
-  std::printf("  wakes sent  %8llu   from the waking thread\n", static_cast<unsigned long long>(wakes.load()));
-  std::printf("  spawn %.1f ms, spawn to last join %.1f ms (%.0f ns per task, wall clock, %u cores)\n\n", spawn_ms,
-              total_ms, total_ms * 1e6 / n, std::thread::hardware_concurrency());
-
-  // ---- Part 2
-  std::printf("Part 2: one thread, best of %d runs of %d (measured before part 1)\n", reps, iterations);
-  std::printf("  spawn + run + join of an empty task               %6.1f ns\n", task_ns);
-  std::printf("    (owned_tasks bind, assert_owner, run, join-handle poll, drops: the whole task layer)\n");
-  std::printf("  floor: malloc/free of %zu bytes (the cell size)\n", layout::size);
-  std::printf("         + 2 uncontended atomic read-modify-writes     %6.1f ns   (task / floor: %.1fx)\n", floor_ns,
-              task_ns / floor_ns);
-  std::printf("  the cell's real allocation: new/delete of %zu bytes\n", layout::size);
-  std::printf("         aligned to %zu, + the same 2 atomics           %6.1f ns\n", layout::alignment, aligned_ns);
-
-  const bool ok = completed + cancelled + panicked == n && wrong == 0 && cancelled + abort_lost == aborts &&
-                  cancelled_unaborted == 0 && panicked == expected_panics;
-  if (!ok) {
-    std::printf("\nFAILED: the counts do not add up\n");
-    return 1;
-  }
-  return 0;
+  // Tokio's model: the runtime owns its workers; block_on runs a coroutine from outside.
+  swarm::runtime_options options;
+  options.worker_threads = static_cast<std::size_t>(threads);
+  swarm::runtime rt(options);
+  rt.start();
+  rt.block_on(step_tasks());
+  rt.block_on(step_abort());
+  rt.block_on(step_join_set());
+  rt.block_on(step_tcp());
+  return failed ? 1 : 0;
 }
