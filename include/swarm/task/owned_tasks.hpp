@@ -7,6 +7,7 @@
 
 #include <swarm/detail/config.hpp>
 #include <swarm/task/new_task.hpp>
+#include <swarm/task/spin_lock.hpp>
 
 #include <atomic>
 #include <bit>
@@ -222,8 +223,10 @@ private:
     std::atomic<std::uint64_t> v_{0};
   };
 
+  // The lock guards a few pointer stores (link, unlink, pop): a spin lock, as the critical
+  // sections are shorter than a futex call (doc/design.md "Performance work").
   struct alignas(cache_line) shard {
-    std::mutex mutex;
+    spin_lock mutex;
     owned_list list;
     shard_counter count; // tasks linked here
     shard_counter added; // tasks ever linked here
