@@ -27,6 +27,12 @@
 //  * threaded_scheduler_spawn runs on one worker / one thread whatever --workers says
 //    (workers column 1); one iteration (spawn, poll, yield, poll, join) takes microseconds,
 //    so it is timed over a batch of 1000 and reported per iteration.
+//  * spawn_join_latency runs on one worker whatever --workers says: one task on that worker
+//    spawns an empty task and awaits its join handle, latency_batch times in a row (the
+//    spawner, the runner and the joiner are one thread, nothing parks); the task times the
+//    batch itself and the figure is per spawn+run+join. Beside it, runtime `floor` (swarm
+//    only) is the bound ARCHITECTURE.md states the figure against: one malloc/free pair of
+//    the empty task's cell size plus two uncontended atomic fetch_adds, on the same machine.
 
 #include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/task/id.hpp>
@@ -68,11 +74,12 @@ constexpr long num_yield_tasks = 200;   // yield_many
 constexpr int num_yields = 1'000;       // yield_many, per task
 constexpr int chain_depth = 1'000;      // chained_spawn
 constexpr int spawn_batch = 1'000;      // threaded_scheduler_spawn iterations per timed batch
+constexpr long latency_batch = 20'000;  // spawn_join_latency (and floor) iterations per timed batch
 
 const char* const all_shapes[] = {"spawn_many_local", "spawn_many_remote_idle", "spawn_many_remote_busy1",
                                   "spawn_many_remote_busy2", "ping_pong", "yield_many", "chained_spawn",
-                                  "threaded_scheduler_spawn"};
-const char* const all_runtimes[] = {"swarm", "io_context", "thread_pool"};
+                                  "threaded_scheduler_spawn", "spawn_join_latency"};
+const char* const all_runtimes[] = {"swarm", "floor", "io_context", "thread_pool"};
 
 struct config {
   std::size_t workers = std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1;
@@ -384,6 +391,61 @@ struct work_task {
   }
 };
 
+// spawn_join_latency: spawns an empty task and awaits it, latency_batch times, then stores
+// the elapsed ns and sets the latch. The child lands in the worker's LIFO slot; its
+// completion wakes this task through the join waker, which puts it back there.
+struct spawn_join_driver {
+  using output_type = unit;
+  mt_handle* h;
+  latch* done;
+  std::int64_t* ns_out;
+  long left = latency_batch;
+  std::optional<sd::raw_join_handle<unit>> child;
+  clock_type::time_point start{};
+  std::optional<unit> poll(sd::poll_context& cx) {
+    if (left == latency_batch && !child)
+      start = clock_type::now();
+    for (;;) {
+      if (child) {
+        sd::maybe<sd::outcome<unit>> o = child->poll(cx.get_waker());
+        if (!o)
+          return std::nullopt;
+        if (!o->has_value())
+          std::abort();
+        child.reset();
+      }
+      if (left == 0) {
+        *ns_out = ns_since(start) / latency_batch;
+        done->set();
+        return unit{};
+      }
+      --left;
+      child.emplace(spawn(h, empty_task{}));
+    }
+  }
+};
+
+// The floor of spawn_join_latency: malloc/free of `size` bytes plus two uncontended
+// fetch_adds, per iteration. The pointer is published through a volatile so that the
+// compiler cannot drop the pair.
+std::int64_t floor_iteration(std::size_t size) {
+  std::atomic<std::uint64_t> a{0}, b{0};
+  void* volatile sink = nullptr;
+  const auto t = clock_type::now();
+  for (long i = 0; i < latency_batch; ++i) {
+    void* p = std::malloc(size);
+    sink = p;
+    a.fetch_add(1, std::memory_order_acq_rel);
+    b.fetch_add(1, std::memory_order_acq_rel);
+    std::free(sink);
+  }
+  const std::int64_t ns = ns_since(t) / latency_batch;
+  if (a.load(std::memory_order_relaxed) != static_cast<std::uint64_t>(latency_batch) ||
+      b.load(std::memory_order_relaxed) != static_cast<std::uint64_t>(latency_batch))
+    std::abort();
+  return ns;
+}
+
 // NUM remote spawns of empty tasks from the bench thread, then wait for each in order.
 std::int64_t swarm_remote_spawn_and_await(mt_handle* h, long num, std::vector<sd::raw_join_handle<unit>>& handles) {
   const auto t = clock_type::now();
@@ -478,7 +540,24 @@ void swarm_shape(const config& cfg, const std::string& shape) {
       }
       return ns_since(t) / spawn_batch;
     });
+  } else if (shape == "spawn_join_latency") {
+    latch done;
+    swarm_runtime r(1);
+    measure(cfg, rt, shape.c_str(), 1, [&] {
+      std::int64_t ns = 0;
+      spawn(r.h.get(), spawn_join_driver{r.h.get(), &done, &ns});
+      done.wait();
+      return ns;
+    });
   }
+}
+
+// The floor rows (only spawn_join_latency has one).
+void floor_shape(const config& cfg, const std::string& shape) {
+  if (shape != "spawn_join_latency")
+    return;
+  using empty_cell = sd::cell_layout<empty_task, sd::multi_thread::handle_ref>;
+  measure(cfg, "floor", shape.c_str(), 1, [&] { return floor_iteration(empty_cell::size); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -703,7 +782,7 @@ std::vector<std::string> split(const std::string& s) {
 
 [[noreturn]] void usage() {
   std::fprintf(stderr, "usage: swarm_shapes [--workers N] [--iters K] [--warmup-ms M] [--runtimes a,b] [--shapes a,b]\n"
-                       "runtimes: swarm,io_context,thread_pool\nshapes:");
+                       "runtimes: swarm,floor,io_context,thread_pool\nshapes:");
   for (const char* s : all_shapes)
     std::fprintf(stderr, " %s", s);
   std::fprintf(stderr, "\n");
@@ -748,6 +827,8 @@ int main(int argc, char** argv) {
     for (const auto& r : runtimes) {
       if (r == "swarm")
         swarm_shape(cfg, s);
+      else if (r == "floor")
+        floor_shape(cfg, s);
       else if (r == "io_context")
         asio_shape<io_context_runtime>(cfg, "io_context", s);
       else if (r == "thread_pool")

@@ -7,8 +7,17 @@
 namespace swarm {
 namespace {
 
+// Ids are handed to threads in blocks, so that a spawn takes no shared counter (one
+// fetch_add per block instead of one per task, which bounced between workers in the spawn
+// shapes). Ids are unique, increasing per thread, not ordered across threads.
+constexpr std::uint64_t id_block = 256;
+
 // Relaxed: ids only need to be unique, not ordered with anything else.
-std::atomic<std::uint64_t> next_task_id{1};
+std::atomic<std::uint64_t> next_id_block{1};
+
+// This thread's unused ids: [next, end).
+constinit thread_local std::uint64_t next_local_id = 0;
+constinit thread_local std::uint64_t end_local_id = 0;
 
 thread_local task_id current_id;
 
@@ -16,7 +25,11 @@ thread_local task_id current_id;
 
 task_id task_id::next() noexcept {
   for (;;) {
-    const std::uint64_t v = next_task_id.fetch_add(1, std::memory_order_relaxed);
+    if (next_local_id == end_local_id) {
+      next_local_id = next_id_block.fetch_add(id_block, std::memory_order_relaxed);
+      end_local_id = next_local_id + id_block;
+    }
+    const std::uint64_t v = next_local_id++;
     if (v != 0) // skipped on wrap-around: 0 means "no task"
       return task_id(v);
   }

@@ -11,6 +11,10 @@
 //! threaded_scheduler_spawn runs on a 1-worker runtime whatever --workers says (its workers
 //! column is 1); its iteration (one block_on { spawn; await }) is a few microseconds, so it
 //! is timed over a batch of SPAWN_BATCH iterations and reported per iteration.
+//!
+//! spawn_join_latency also runs on a 1-worker runtime: one task spawns an empty task and
+//! awaits it, LATENCY_BATCH times in a row, timing the batch itself; reported per
+//! spawn+run+join.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -27,6 +31,7 @@ const NUM_YIELD_TASKS: usize = 200; // yield_many
 const NUM_YIELDS: usize = 1_000; // yield_many, per task
 const CHAIN_DEPTH: usize = 1_000; // chained_spawn
 const SPAWN_BATCH: usize = 1_000; // threaded_scheduler_spawn iterations per timed batch
+const LATENCY_BATCH: u32 = 20_000; // spawn_join_latency iterations per timed batch
 
 const SHAPES: &[&str] = &[
     "spawn_many_local",
@@ -37,6 +42,7 @@ const SHAPES: &[&str] = &[
     "yield_many",
     "chained_spawn",
     "threaded_scheduler_spawn",
+    "spawn_join_latency",
 ];
 
 struct Config {
@@ -318,6 +324,21 @@ fn threaded_scheduler_spawn(cfg: &Config) {
     });
 }
 
+fn spawn_join_latency(cfg: &Config) {
+    // Same runtime as rt(), with one worker: the spawner, runner and joiner are one thread.
+    let rt = rt(1);
+    measure(cfg, "spawn_join_latency", 1, || {
+        let h = rt.spawn(async {
+            let t = Instant::now();
+            for _ in 0..LATENCY_BATCH {
+                tokio::spawn(async {}).await.unwrap();
+            }
+            t.elapsed() / LATENCY_BATCH
+        });
+        rt.block_on(h).unwrap()
+    });
+}
+
 fn usage() -> ! {
     eprintln!("usage: swarm-tokio-shapes [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b,...]");
     eprintln!("shapes: {}", SHAPES.join(","));
@@ -355,6 +376,7 @@ fn main() {
             "yield_many" => yield_many(&cfg),
             "chained_spawn" => chained_spawn(&cfg),
             "threaded_scheduler_spawn" => threaded_scheduler_spawn(&cfg),
+            "spawn_join_latency" => spawn_join_latency(&cfg),
             _ => {
                 eprintln!("unknown shape: {}", s);
                 usage();

@@ -1,12 +1,13 @@
 // The typed parts of a task cell: the output type, the stage (future / output / consumed),
 // and the cell layout with the offsets the vtable publishes.
 //
-// A cell is one aligned allocation: header | scheduler | identity | stage | trailer, each
-// at an offset computed here, so that non-generic code holding a header* reaches the rest
-// through the vtable and generic code through compile-time constants.
+// A cell is one allocation from the cell allocator (cell_allocator.hpp): header | scheduler | identity |
+// stage | trailer, each at an offset computed here, so that non-generic code holding a header* reaches the
+// rest through the vtable and generic code through compile-time constants.
 #pragma once
 
 #include <swarm/detail/config.hpp>
+#include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/join_error.hpp>
 
@@ -44,7 +45,9 @@ public:
   outcome(T value) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(true) {
     ::new (static_cast<void*>(&value_)) T(std::move(value));
   }
-  outcome(join_error error) noexcept : ok_(false) { ::new (static_cast<void*>(&error_)) join_error(std::move(error)); }
+  outcome(join_error error) noexcept : ok_(false) {
+    ::new (static_cast<void*>(&error_)) join_error(std::move(error));
+  }
   outcome(outcome&& other) noexcept(std::is_nothrow_move_constructible_v<T>) : ok_(other.ok_) {
     if (ok_)
       ::new (static_cast<void*>(&value_)) T(std::move(other.value_));
@@ -145,7 +148,7 @@ public:
 
   // Destroys the future or the output, whichever is present. The stage is consumed even
   // when the destructor throws; the exception propagates.
-  void drop() noexcept(std::is_nothrow_destructible_v<F> && std::is_nothrow_destructible_v<output_type>) {
+  void drop() noexcept(std::is_nothrow_destructible_v<F>&& std::is_nothrow_destructible_v<output_type>) {
     const tag t = std::exchange(tag_, tag::consumed);
     if (t == tag::running)
       future_.~F();
@@ -183,18 +186,24 @@ struct task_identity {
   std::source_location location;
 };
 
-constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) / align * align; }
+constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {
+  return (n + align - 1) / align * align;
+}
 
 // Offsets of the parts of a cell<F, S>.
 template <class F, class S>
 struct cell_layout {
   static constexpr std::size_t scheduler_offset = round_up(sizeof(header), alignof(S));
-  static constexpr std::size_t identity_offset = round_up(scheduler_offset + sizeof(S), alignof(task_identity));
+  static constexpr std::size_t identity_offset =
+      round_up(scheduler_offset + sizeof(S), alignof(task_identity));
   static constexpr std::size_t id_offset = identity_offset; // task_identity starts with the id
-  static constexpr std::size_t stage_offset = round_up(identity_offset + sizeof(task_identity), alignof(stage<F>));
+  static constexpr std::size_t stage_offset =
+      round_up(identity_offset + sizeof(task_identity), alignof(stage<F>));
   static constexpr std::size_t trailer_offset = round_up(stage_offset + sizeof(stage<F>), alignof(trailer));
-  // Over-aligned so that two tasks never share a (prefetched pair of) cache line(s).
-  static constexpr std::size_t alignment = std::max({cache_line, alignof(S), alignof(stage<F>)});
+  // The allocator's block alignment unless a part needs more. Not the cache-line pair: the
+  // header's atomics share a line with the cold tail of a neighbour at worst, which costs
+  // less than glibc's memalign per task (doc/design.md "Performance work").
+  static constexpr std::size_t alignment = std::max({cell_block_alignment, alignof(S), alignof(stage<F>)});
   static constexpr std::size_t size = round_up(trailer_offset + sizeof(trailer), alignment);
   static_assert(offsetof(task_identity, id) == 0);
 };
@@ -206,7 +215,9 @@ struct cell {
   using output_type = typename F::output_type;
 
   static char* base(header* h) noexcept { return reinterpret_cast<char*>(h); }
-  static S& scheduler(header* h) noexcept { return *std::launder(reinterpret_cast<S*>(base(h) + layout::scheduler_offset)); }
+  static S& scheduler(header* h) noexcept {
+    return *std::launder(reinterpret_cast<S*>(base(h) + layout::scheduler_offset));
+  }
   static task_identity& identity(header* h) noexcept {
     return *std::launder(reinterpret_cast<task_identity*>(base(h) + layout::identity_offset));
   }
@@ -219,8 +230,9 @@ struct cell {
   }
 
   // Allocates and constructs a cell holding `f`, with the initial state word.
-  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt, const task_hook* on_terminate) {
-    void* mem = ::operator new(layout::size, std::align_val_t(layout::alignment));
+  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt,
+                        const task_hook* on_terminate) {
+    void* mem = allocate_cell(layout::size, layout::alignment);
     char* p = static_cast<char*>(mem);
     header* h = ::new (p) header();
     h->vtable = vt;
@@ -234,7 +246,7 @@ struct cell {
       }
     } catch (...) {
       h->~header();
-      ::operator delete(mem, std::align_val_t(layout::alignment));
+      deallocate_cell(mem, layout::size, layout::alignment);
       throw;
     }
     ::new (p + layout::identity_offset) task_identity(ident);
@@ -258,7 +270,7 @@ struct cell {
     identity(h).~task_identity();
     scheduler(h).~S();
     h->~header();
-    ::operator delete(static_cast<void*>(h), std::align_val_t(layout::alignment));
+    deallocate_cell(static_cast<void*>(h), layout::size, layout::alignment);
   }
 };
 

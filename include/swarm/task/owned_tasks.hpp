@@ -7,6 +7,7 @@
 
 #include <swarm/detail/config.hpp>
 #include <swarm/task/new_task.hpp>
+#include <swarm/task/spin_lock.hpp>
 
 #include <atomic>
 #include <bit>
@@ -87,12 +88,16 @@ class owned_tasks {
 public:
   // Tokio's shard count: four per worker, rounded up to a power of two, at most 65536.
   static std::size_t shard_count_for(std::size_t workers) noexcept {
-    const std::size_t n = std::bit_ceil(workers == 0 ? std::size_t{1} : workers > 16384 ? std::size_t{16384} : workers) * 4;
+    const std::size_t n = std::bit_ceil(workers == 0      ? std::size_t{1}
+                                        : workers > 16384 ? std::size_t{16384}
+                                                          : workers) *
+                          4;
     return n > 65536 ? 65536 : n;
   }
 
   explicit owned_tasks(std::size_t workers)
-      : shard_mask_(shard_count_for(workers) - 1), shards_(new shard[shard_mask_ + 1]), id_(next_owner_id()) {}
+      : shard_mask_(shard_count_for(workers) - 1), shards_(new shard[shard_mask_ + 1]), id_(next_owner_id()) {
+  }
 
   owned_tasks(const owned_tasks&) = delete;
   owned_tasks& operator=(const owned_tasks&) = delete;
@@ -106,7 +111,8 @@ public:
   // The task's own scheduler type S2 may differ from S (a runtime layer may store more per
   // task); the list only holds headers.
   template <future F, task_scheduler S2 = S>
-  bind_result<F, S2> bind(F f, S2 s, task_id id, std::source_location location = std::source_location::current(),
+  bind_result<F, S2> bind(F f, S2 s, task_id id,
+                          std::source_location location = std::source_location::current(),
                           const task_hook* on_terminate = nullptr) {
     new_task_result<F, S2> t = new_task(std::move(f), std::move(s), id, location, on_terminate);
     // Exclusive: the task is not yet published.
@@ -123,10 +129,9 @@ public:
         return {std::move(t.join), std::nullopt};
       }
       sh.list.push_front(t.owned.release()); // the list keeps the task's reference
+      sh.added.bump(1);
+      sh.count.bump(1);
     }
-    // Relaxed: metrics only.
-    added_.fetch_add(1, std::memory_order_relaxed);
-    count_.fetch_add(1, std::memory_order_relaxed);
     return {std::move(t.join), std::move(t.first)};
   }
 
@@ -142,7 +147,7 @@ public:
     if (!sh.list.contains(h))
       return {};
     sh.list.unlink(h);
-    count_.fetch_sub(1, std::memory_order_relaxed);
+    sh.count.bump(-1);
     return task<S>(h);
   }
 
@@ -166,10 +171,11 @@ public:
         {
           std::lock_guard lock(sh.mutex);
           h = sh.list.pop_back();
+          if (h)
+            sh.count.bump(-1);
         }
         if (!h)
           break;
-        count_.fetch_sub(1, std::memory_order_relaxed);
         // Outside the lock: the task's destructors may spawn or complete other tasks.
         task<S>(h).shutdown();
       }
@@ -177,8 +183,20 @@ public:
   }
 
   bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-  std::size_t num_alive_tasks() const noexcept { return count_.load(std::memory_order_relaxed); }
-  std::uint64_t spawned_tasks_count() const noexcept { return added_.load(std::memory_order_relaxed); }
+  // Sums over the shards, without locking: a snapshot that may be off by the binds and
+  // removes in flight.
+  std::size_t num_alive_tasks() const noexcept {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < shard_count(); ++i)
+      n += shards_[i].count.get();
+    return static_cast<std::size_t>(n);
+  }
+  std::uint64_t spawned_tasks_count() const noexcept {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < shard_count(); ++i)
+      n += shards_[i].added.get();
+    return n;
+  }
 
   bool is_empty() noexcept {
     for (std::size_t i = 0; i < shard_count(); ++i) {
@@ -190,9 +208,28 @@ public:
   }
 
 private:
+  // A counter written only under its shard's lock and read without it: a relaxed load
+  // and store instead of a read-modify-write, and no line shared between shards (a
+  // runtime-wide atomic counter here cost two contended RMWs per task; doc/design.md
+  // "Performance work").
+  class shard_counter {
+  public:
+    void bump(std::int64_t d) noexcept {
+      v_.store(v_.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(d), std::memory_order_relaxed);
+    }
+    std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<std::uint64_t> v_{0};
+  };
+
+  // The lock guards a few pointer stores (link, unlink, pop): a spin lock, as the critical
+  // sections are shorter than a futex call (doc/design.md "Performance work").
   struct alignas(cache_line) shard {
-    std::mutex mutex;
+    spin_lock mutex;
     owned_list list;
+    shard_counter count; // tasks linked here
+    shard_counter added; // tasks ever linked here
   };
 
   shard& shard_for(task_id id) noexcept { return shards_[id.value() & shard_mask_]; }
@@ -201,8 +238,6 @@ private:
   std::unique_ptr<shard[]> shards_;
   const std::uint64_t id_;
   std::atomic<bool> closed_{false};
-  std::atomic<std::size_t> count_{0};
-  std::atomic<std::uint64_t> added_{0};
 };
 
 // The single-threaded variant: one list, no locks. Every task must be polled and destroyed
@@ -218,7 +253,8 @@ public:
   std::uint64_t id() const noexcept { return id_; }
 
   template <future F>
-  bind_result<F, S> bind(F f, S s, task_id id, std::source_location location = std::source_location::current(),
+  bind_result<F, S> bind(F f, S s, task_id id,
+                         std::source_location location = std::source_location::current(),
                          const task_hook* on_terminate = nullptr) {
     assert_thread();
     new_task_result<F, S> t = new_task(std::move(f), std::move(s), id, location, on_terminate);

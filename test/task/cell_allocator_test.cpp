@@ -1,0 +1,167 @@
+// The cell allocator's per-thread cache: a freed cell is reused by the next allocation of
+// its size class on the same thread, a cell freed on another thread goes to that thread's
+// cache, each class holds at most its capacity, and a thread's cache is given back when the
+// thread exits. Tasks created and destroyed through the task layer use it.
+#include "support.hpp"
+
+#include <swarm/task/cell_allocator.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SWARM_TEST_ASAN 1
+#endif
+
+using namespace swarm_test;
+
+namespace {
+
+using sd::allocate_cell;
+using sd::cell_block_alignment;
+using sd::cell_cache_stats;
+using sd::deallocate_cell;
+using limits = sd::cell_cache_limits;
+
+constexpr std::size_t cell_size = 256;
+
+// Each test starts from an empty cache on the test thread.
+struct empty_cache {
+  empty_cache() { sd::trim_cell_cache(); }
+  ~empty_cache() { sd::trim_cell_cache(); }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(cell_allocator_test)
+
+BOOST_FIXTURE_TEST_CASE(a_freed_cell_is_reused_by_the_next_allocation_of_its_class, empty_cache) {
+  if (!cell_cache_stats::enabled())
+    return; // built with SWARM_CELL_CACHE=0: nothing to check
+  void* a = allocate_cell(cell_size, cell_block_alignment);
+  BOOST_TEST(reinterpret_cast<std::uintptr_t>(a) % cell_block_alignment == 0u);
+  deallocate_cell(a, cell_size, cell_block_alignment);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 1u);
+  // Same class (rounded up to the granule), so the same block.
+  void* b = allocate_cell(cell_size - 8, cell_block_alignment);
+  BOOST_TEST(b == a);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 0u);
+  // Another class does not take it.
+  deallocate_cell(b, cell_size - 8, cell_block_alignment);
+  void* c = allocate_cell(cell_size + limits::granule, cell_block_alignment);
+  BOOST_TEST(c != a);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 1u);
+  deallocate_cell(c, cell_size + limits::granule, cell_block_alignment);
+}
+
+BOOST_FIXTURE_TEST_CASE(cells_too_large_or_too_aligned_bypass_the_cache, empty_cache) {
+  void* big = allocate_cell(limits::max_size + 1, cell_block_alignment);
+  deallocate_cell(big, limits::max_size + 1, cell_block_alignment);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(limits::max_size + 1) == 0u);
+  const std::size_t over = cell_block_alignment * 16;
+  void* aligned = allocate_cell(over, over);
+  BOOST_TEST(reinterpret_cast<std::uintptr_t>(aligned) % over == 0u);
+  deallocate_cell(aligned, over, over);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(over) == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_class_holds_at_most_its_capacity_and_the_rest_goes_back, empty_cache) {
+  if (!cell_cache_stats::enabled())
+    return;
+  const std::size_t cap = limits::capacity(cell_size);
+  const std::int64_t outstanding_before = cell_cache_stats::outstanding_blocks();
+  std::vector<void*> cells;
+  for (std::size_t i = 0; i < cap + 10; ++i)
+    cells.push_back(allocate_cell(cell_size, cell_block_alignment));
+  for (void* p : cells)
+    deallocate_cell(p, cell_size, cell_block_alignment);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == cap);
+  if (outstanding_before >= 0) // counted in builds with asserts only
+    BOOST_TEST(cell_cache_stats::outstanding_blocks() == outstanding_before + static_cast<std::int64_t>(cap));
+  sd::trim_cell_cache();
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 0u);
+  if (outstanding_before >= 0)
+    BOOST_TEST(cell_cache_stats::outstanding_blocks() == outstanding_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_cell_freed_on_another_thread_goes_to_that_threads_cache, empty_cache) {
+  if (!cell_cache_stats::enabled())
+    return;
+  constexpr int n = 8;
+  std::vector<void*> cells;
+  for (int i = 0; i < n; ++i)
+    cells.push_back(allocate_cell(cell_size, cell_block_alignment));
+  std::vector<void*> reused;
+  std::size_t cached_there = 0;
+  std::thread t([&] {
+    for (void* p : cells)
+      deallocate_cell(p, cell_size, cell_block_alignment);
+    cached_there = cell_cache_stats::cached_on_this_thread(cell_size);
+    for (int i = 0; i < n; ++i)
+      reused.push_back(allocate_cell(cell_size, cell_block_alignment));
+    for (void* p : reused)
+      deallocate_cell(p, cell_size, cell_block_alignment);
+  });
+  t.join();
+  BOOST_TEST(cached_there == static_cast<std::size_t>(n));
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 0u);
+  std::sort(cells.begin(), cells.end());
+  std::sort(reused.begin(), reused.end());
+  BOOST_TEST(cells == reused, "the freeing thread reuses the cells another thread allocated");
+}
+
+BOOST_FIXTURE_TEST_CASE(a_threads_cache_is_given_back_when_the_thread_exits, empty_cache) {
+  const std::int64_t before = cell_cache_stats::outstanding_blocks();
+  std::size_t cached_at_exit = 0;
+  std::thread t([&] {
+    std::vector<void*> cells;
+    for (int i = 0; i < 100; ++i)
+      cells.push_back(allocate_cell(cell_size + (i % 3) * limits::granule, cell_block_alignment));
+    for (int i = 0; i < 100; ++i)
+      deallocate_cell(cells[i], cell_size + (i % 3) * limits::granule, cell_block_alignment);
+    cached_at_exit = cell_cache_stats::cached_on_this_thread(cell_size);
+  });
+  t.join();
+  if (cell_cache_stats::enabled())
+    BOOST_TEST(cached_at_exit > 0u);
+  // LeakSanitizer checks the rest in the address build.
+  if (before >= 0)
+    BOOST_TEST(cell_cache_stats::outstanding_blocks() == before);
+}
+
+BOOST_FIXTURE_TEST_CASE(tasks_reuse_the_cells_of_tasks_freed_on_the_same_thread, empty_cache) {
+  if (!cell_cache_stats::enabled())
+    return;
+  const std::int64_t before = cell_cache_stats::outstanding_blocks();
+  for (int i = 0; i < 50; ++i) {
+    auto r = sd::new_unowned(ready_now<int>(i), noop_scheduler{}, swarm::task_id::next());
+    std::move(r.task).run();
+    auto o = r.join.poll(noop_waker());
+    BOOST_TEST_REQUIRE(o.has_value());
+    BOOST_TEST((*o).value() == i);
+  }
+  // One block serves all 50 tasks: each is freed before the next is created.
+  if (before >= 0)
+    BOOST_TEST(cell_cache_stats::outstanding_blocks() <= before + 1);
+}
+
+#if defined(SWARM_TEST_ASAN)
+BOOST_FIXTURE_TEST_CASE(a_cached_cell_is_poisoned_until_it_is_handed_out_again, empty_cache) {
+  void* a = allocate_cell(cell_size, cell_block_alignment);
+  BOOST_TEST(!__asan_address_is_poisoned(a));
+  deallocate_cell(a, cell_size, cell_block_alignment);
+  // Poisoned whether it sits in the cache or went back to malloc.
+  BOOST_TEST(__asan_address_is_poisoned(a));
+  BOOST_TEST(__asan_address_is_poisoned(static_cast<char*>(a) + cell_size - 1));
+  void* b = allocate_cell(cell_size, cell_block_alignment);
+  BOOST_TEST(!__asan_address_is_poisoned(b));
+  BOOST_TEST(!__asan_address_is_poisoned(static_cast<char*>(b) + cell_size - 1));
+  deallocate_cell(b, cell_size, cell_block_alignment);
+}
+#endif
+
+BOOST_AUTO_TEST_SUITE_END()
