@@ -211,6 +211,7 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
     inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
     defer_.clear();
   }
+  driver_.shutdown();
   parker_.shutdown();
   blocking_.shutdown(timeout);
 }

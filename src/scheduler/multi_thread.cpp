@@ -718,6 +718,8 @@ void handle::shutdown_core(core* c) {
       raw_task(t).drop_reference();
     remotes_[sc->index].unparker->shutdown();
   }
+  // Every core is here: no worker can be in the driver or enter it again.
+  driver_.shutdown();
   inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
   for (core* sc : shutdown_cores_)
     delete sc;
