@@ -101,23 +101,34 @@ header* handle::next_task() {
 // Marks the calling thread as the driver for its scope.
 struct handle::driving {
   handle& h;
-  handle* prev;
-  struct worker_metrics* prev_metrics;
+  handle* prev = nullptr;
+  struct worker_metrics* prev_metrics = nullptr;
+  bool active = false; // this guard holds the driver role
 
-  // With `wait`, waits for the thread driving now to leave (it leaves once the inject
-  // queue is closed); otherwise a second driver is a misuse.
-  explicit driving(handle& hh, bool wait = false) : h(hh) {
+  // Waits for the thread driving now to leave (it leaves once the inject queue is closed).
+  explicit driving(handle& hh) : h(hh) {
     while (h.driven_.exchange(true, std::memory_order_acquire)) {
-      if (!wait)
-        throw std::logic_error("swarm: a current-thread runtime is already driven by another thread");
       h.parker_.unpark();
       std::this_thread::yield();
     }
+    enter();
+  }
+  // Takes the driver role if it is free; `acquired` says whether it did.
+  driving(handle& hh, bool& acquired) : h(hh) {
+    // Acquire: pairs with the release in the destructor of the previous driver.
+    acquired = !h.driven_.exchange(true, std::memory_order_acquire);
+    if (acquired)
+      enter();
+  }
+  void enter() noexcept {
     prev = std::exchange(current_handle, &h);
     prev_metrics = current_worker_metrics();
     set_current_worker_metrics(&h.metrics_);
+    active = true;
   }
   ~driving() {
+    if (!active)
+      return;
     set_current_worker_metrics(prev_metrics);
     current_handle = prev;
     h.driven_.store(false, std::memory_order_release);
@@ -125,7 +136,15 @@ struct handle::driving {
 };
 
 std::size_t handle::run_until(const std::function<bool()>& done) {
-  driving guard(*this);
+  bool acquired = false;
+  driving guard(*this, acquired);
+  if (!acquired) {
+    // shutdown() drives while it cancels: a run that races it finds nothing left to do.
+    // The inject queue is closed before shutdown takes the driver role.
+    if (inject_.is_closed())
+      return 0;
+    throw std::logic_error("swarm: a current-thread runtime is already driven by another thread");
+  }
   std::size_t polls = 0;
   auto wake_deferred = [&] {
     while (!defer_.empty()) {
@@ -196,16 +215,19 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
 }
 
 void handle::shutdown(std::chrono::nanoseconds timeout) {
-  if (shut_down_)
+  // Relaxed: only the exchange below decides, and it is an RMW on the same flag.
+  if (shut_down_.load(std::memory_order_relaxed))
     return;
   if (current_handle == this)
     throw std::logic_error("swarm: a runtime cannot be shut down from inside one of its own tasks");
-  shut_down_ = true;
+  // One caller proceeds; a concurrent second call returns at once, as before.
+  if (shut_down_.exchange(true, std::memory_order_acq_rel))
+    return;
   inject_.close();
   {
     // Destructors of cancelled tasks run as if on the driver, so their wakes and spawns
     // stay local and are dropped below.
-    driving guard(*this, true);
+    driving guard(*this);
     owned_.close_and_shutdown_all();
     drain_local();
     inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });

@@ -65,7 +65,8 @@ public:
 
   // Drives the scheduler on the calling thread until `done()` returns true (checked after
   // every task and every wake-up) or the scheduler shuts down. Only one thread drives at a
-  // time: a second caller throws std::logic_error. Returns the number of polls run.
+  // time: a second caller throws std::logic_error, unless shutdown has begun (then it
+  // returns 0 at once). Returns the number of polls run.
   SWARM_DECL std::size_t run_until(const std::function<bool()>& done);
 
   // Wakes the driving thread so that it re-checks its `done` predicate.
@@ -115,7 +116,8 @@ private:
   struct worker_metrics metrics_;
 
   std::atomic<std::uint64_t> remote_schedule_count_{0};
-  bool shut_down_ = false;
+  // Set by the first shutdown(); any thread may call shutdown (the destructor too).
+  std::atomic<bool> shut_down_{false};
 };
 
 inline void handle_ref::schedule(notified<handle_ref> n) { h->schedule_task(std::move(n), false); }
