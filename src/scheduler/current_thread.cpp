@@ -176,20 +176,7 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       ++metrics_.batch.poll_count;
       ++polls;
       coop::budget_scope budget(coop::budget::initial());
-      const task_meta meta{task.id(), {}};
-      if (options_.on_before_task_poll) {
-        try {
-          options_.on_before_task_poll(meta);
-        } catch (...) {
-        }
-      }
-      std::move(task).run();
-      if (options_.on_after_task_poll) {
-        try {
-          options_.on_after_task_poll(meta);
-        } catch (...) {
-        }
-      }
+      run_with_poll_hooks(std::move(task), options_);
       continue;
     }
     if (!defer_.empty()) {

@@ -224,27 +224,7 @@ struct worker_loop {
     return (c->lifo_slot ? 1u : 0u) + own().queue.len() > 1;
   }
 
-  void run_hooked(local_notified<handle_ref> t) {
-    const scheduler_options& o = h.options_;
-    if ((o.on_before_task_poll || o.on_after_task_poll) && t.get()->owner_id != job_owner_id) {
-      const task_meta meta{t.id(), {}};
-      if (o.on_before_task_poll) {
-        try {
-          o.on_before_task_poll(meta);
-        } catch (...) {
-        }
-      }
-      std::move(t).run();
-      if (o.on_after_task_poll) {
-        try {
-          o.on_after_task_poll(meta);
-        } catch (...) {
-        }
-      }
-    } else {
-      std::move(t).run();
-    }
-  }
+  void run_hooked(local_notified<handle_ref> t) { run_with_poll_hooks(std::move(t), h.options_); }
 
   // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row and within one
   // coop budget. Returns the core, or null when block_in_place handed it away. Per poll.

@@ -889,16 +889,8 @@ BOOST_AUTO_TEST_CASE(every_runtime_drop_destroys_its_pending_future) {
   BOOST_TEST(starts->load() == 2 * rounds);
 }
 
-// -----------------------------------------------------------------------------------------
-// Failing tests of known bugs, disabled so that the suite stays green.
-BOOST_AUTO_TEST_SUITE(known_bugs, *boost::unit_test::disabled())
-
 // task_hook_spawn_location: the poll hooks report where the task was spawned, as the spawn
-// hook does.
-// BUG (src/scheduler/multi_thread.cpp worker_loop::run_hooked and
-// src/scheduler/current_thread.cpp run_until): the poll hooks get task_meta{id, {}}, an
-// empty std::source_location, instead of the task's spawn location. Disabled (with its
-// suite: a decorator on a template test case attaches to the wrong test) until fixed.
+// hook does (read from the task's cell).
 BOOST_AUTO_TEST_CASE_TEMPLATE(poll_hooks_report_the_spawn_location, Rt, all_flavours) {
   hook_log log;
   Rt rt(log.options());
@@ -910,8 +902,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(poll_hooks_report_the_spawn_location, Rt, all_flav
   for (const std::string& f : log.locked([&] { return log.poll_files; }))
     BOOST_TEST(f == here);
 }
-
-BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE_END()
 

@@ -11,6 +11,7 @@
 #include <swarm/scheduler/metrics.hpp>
 #include <swarm/scheduler/options.hpp>
 #include <swarm/scheduler/park.hpp>
+#include <swarm/scheduler/task_hooks.hpp>
 #include <swarm/task/owned_tasks.hpp>
 
 #include <atomic>
@@ -45,17 +46,7 @@ public:
   template <future F>
   raw_join_handle<typename F::output_type> spawn(F f, task_id id,
                                                  std::source_location location = std::source_location::current()) {
-    bind_result<F, handle_ref> b =
-        owned_.bind(std::move(f), handle_ref{this}, id, location, options_.on_task_terminate ? &options_.on_task_terminate : nullptr);
-    if (options_.on_task_spawn) {
-      try {
-        options_.on_task_spawn(task_meta{id, location});
-      } catch (...) {
-      }
-    }
-    if (b.first)
-      schedule_task(std::move(*b.first), false);
-    return std::move(b.join);
+    return spawn_task(*this, owned_, handle_ref{this}, std::move(f), id, location);
   }
 
   template <class Fn>
