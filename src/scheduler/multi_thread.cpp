@@ -739,9 +739,14 @@ bool handle::begin_block_in_place() {
   context* cx = current_context;
   if (!cx || cx->h != this)
     return false; // not on one of our workers: just run the function
-  core* c = std::exchange(cx->core_slot, nullptr);
-  if (!c)
+  if (!cx->core_slot)
     return false; // nested: the core was handed away already
+  // Tokio PR #7879: the wakers deferred by yield_now on this worker are woken now, while we
+  // hold the core: the tasks go to its queue and whoever takes the worker over runs them.
+  // Left in this thread's list they would wait for the blocking call, which may wait for
+  // them.
+  worker_loop{*this, *cx}.wake_deferred();
+  core* c = std::exchange(cx->core_slot, nullptr);
   // The LIFO task must be stealable while we block.
   if (header* t = std::exchange(c->lifo_slot, nullptr)) {
     worker_loop w{*this, *cx};

@@ -1114,9 +1114,7 @@ BOOST_AUTO_TEST_CASE(the_lifo_task_runs_while_its_spawner_blocks_in_place) {
 // Tokio PR #7879 (after 1.48): wakers deferred by yield_now on this worker are woken before
 // block_in_place hands the core away; otherwise the yielded task waits for the blocking call
 // to end, which deadlocks a call that waits for it.
-// BUG (src/scheduler/multi_thread.cpp, handle::begin_block_in_place): the deferred wakers
-// stay in the blocking thread's context until its worker loop ends. Disabled until fixed.
-BOOST_AUTO_TEST_CASE(a_yielded_task_runs_while_its_worker_blocks_in_place, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(a_yielded_task_runs_while_its_worker_blocks_in_place) {
   mt1 rt;
   auto a_done = std::make_shared<std::atomic<bool>>(false);
   auto jh = rt.spawn(poll_fn<bool>([&rt, a_done, b = std::optional<raw_join_handle<bool>>()](
