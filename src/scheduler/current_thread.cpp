@@ -38,7 +38,8 @@ void handle::push_local(header* t) noexcept {
   else
     local_head_ = t;
   local_tail_ = t;
-  ++local_len_;
+  // Relaxed load and store: one writer; readers only want a recent value.
+  local_len_.store(local_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   ++metrics_.batch.local_schedule_count;
 }
 
@@ -48,7 +49,7 @@ header* handle::pop_local() noexcept {
     local_head_ = t->queue_next;
     if (!local_head_)
       local_tail_ = nullptr;
-    --local_len_;
+    local_len_.store(local_len_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
   return t;
 }
@@ -161,19 +162,24 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       }
     }
   };
+  timing_.begin();
   while (!done()) {
     if (inject_.is_closed())
       break;
     ++tick_;
     if (tick_ % options_.event_interval == 0) {
-      // Let the driver deliver I/O and timers even under load.
+      // Let the driver deliver I/O and timers even under load (not busy time, as on the
+      // multi-thread workers).
+      timing_.end(metrics_.batch);
       parker_.park_timeout_zero();
       wake_deferred();
       metrics_.submit();
+      timing_.begin();
     }
     if (header* t = next_task()) {
       local_notified<handle_ref> task = owned_.assert_owner(notified_task::from_raw(t));
       ++metrics_.batch.poll_count;
+      timing_.note_poll();
       ++polls;
       coop::budget_scope budget(coop::budget::initial());
       run_with_poll_hooks(std::move(task), options_);
@@ -185,6 +191,7 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       continue;
     }
     // Out of work: sleep until a remote schedule, an unpark or a driver event.
+    timing_.end(metrics_.batch);
     hook(options_.on_thread_park);
     ++metrics_.batch.park_count;
     metrics_.batch.park_unpark_count += 2;
@@ -196,7 +203,9 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       parker_.park();
     wake_deferred();
     hook(options_.on_thread_unpark);
+    timing_.begin();
   }
+  timing_.end(metrics_.batch);
   metrics_.submit();
   return polls;
 }
@@ -234,6 +243,9 @@ worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
   s.noop_count = metrics_.noop_count.load(std::memory_order_relaxed);
   s.poll_count = metrics_.poll_count.load(std::memory_order_relaxed);
   s.local_schedule_count = metrics_.local_schedule_count.load(std::memory_order_relaxed);
+  s.total_busy_duration = std::chrono::nanoseconds(metrics_.busy_duration_ns.load(std::memory_order_relaxed));
+  s.mean_poll_time = std::chrono::nanoseconds(metrics_.mean_poll_time_ns.load(std::memory_order_relaxed));
+  s.local_queue_depth = local_len_.load(std::memory_order_relaxed);
   return s;
 }
 

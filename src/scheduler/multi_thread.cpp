@@ -1,7 +1,6 @@
 #include <swarm/scheduler/multi_thread.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <span>
 #include <stdexcept>
@@ -28,9 +27,6 @@ struct fast_rand {
   }
 };
 
-// The mean poll time starts at 200 µs / 61 so that the first tuned interval is 61.
-inline constexpr double target_global_queue_latency_ns = 200'000.0;
-inline constexpr double ewma_weight = 0.1;
 
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
@@ -45,10 +41,8 @@ struct core {
   bool tune_global_queue = true;
   fast_rand rand{1, 1};
 
-  // Self-tuning and busy-time statistics.
-  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
-  std::chrono::steady_clock::time_point processing_start{};
-  std::uint64_t polls_in_batch = 0;
+  // Busy time and the mean poll time that tunes global_queue_interval.
+  poll_timing timing;
 };
 
 namespace {
@@ -122,30 +116,13 @@ struct worker_loop {
 
   bool has_tasks(core* c) const noexcept { return c->lifo_slot || own().queue.has_tasks(); }
 
-  void start_processing(core* c) noexcept {
-    c->processing_start = std::chrono::steady_clock::now();
-    c->polls_in_batch = 0;
-  }
-
-  void end_processing(core* c) noexcept {
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double, std::nano>(now - c->processing_start).count();
-    stats().busy_duration_ns += static_cast<std::uint64_t>(elapsed);
-    if (c->polls_in_batch > 0) {
-      const double n = static_cast<double>(c->polls_in_batch);
-      const double mean = elapsed / n;
-      const double w = 1.0 - std::pow(1.0 - ewma_weight, n);
-      c->mean_poll_time_ns = w * mean + (1.0 - w) * c->mean_poll_time_ns;
-      stats().mean_poll_time_ns = static_cast<std::uint64_t>(c->mean_poll_time_ns);
-    }
-    c->processing_start = now;
-    c->polls_in_batch = 0;
-  }
+  void start_processing(core* c) noexcept { c->timing.begin(); }
+  void end_processing(core* c) noexcept { c->timing.end(stats()); }
 
   void tune_global_queue_interval(core* c) noexcept {
     if (!c->tune_global_queue)
       return;
-    const double raw = target_global_queue_latency_ns / std::max(c->mean_poll_time_ns, 1.0);
+    const double raw = poll_timing::target_global_queue_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
     const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
     // Ignore jitter: change only on a difference above 2.
     if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
@@ -232,7 +209,7 @@ struct worker_loop {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
     ++stats().poll_count;
-    ++c->polls_in_batch;
+    c->timing.note_poll();
     ++cx.polls;
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());

@@ -76,6 +76,9 @@ public:
   std::size_t global_queue_depth() const noexcept { return inject_.len(); }
   std::uint64_t remote_schedule_count() const noexcept { return remote_schedule_count_.load(std::memory_order_relaxed); }
   SWARM_DECL worker_metrics_snapshot worker_metrics(std::size_t worker) const;
+  std::uint64_t budget_forced_yield_count() const noexcept {
+    return metrics_.budget_forced_yield_count.load(std::memory_order_relaxed);
+  }
   const blocking_pool& blocking() const noexcept { return blocking_; }
   const scheduler_options& options() const noexcept { return options_; }
   bool is_shutdown() const noexcept { return inject_.is_closed(); }
@@ -101,10 +104,12 @@ private:
   // Touched only by the driving thread.
   header* local_head_ = nullptr;
   header* local_tail_ = nullptr;
-  std::size_t local_len_ = 0;
+  // Written only by the driving thread; read by worker_metrics() from any thread.
+  std::atomic<std::size_t> local_len_{0};
   std::uint32_t tick_ = 0;
   std::vector<waker> defer_;
   struct worker_metrics metrics_;
+  poll_timing timing_;
 
   std::atomic<std::uint64_t> remote_schedule_count_{0};
   // Set by the first shutdown(); any thread may call shutdown (the destructor too).
