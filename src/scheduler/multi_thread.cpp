@@ -465,7 +465,15 @@ handle::handle(scheduler_options options, driver* drv)
   }
 }
 
-handle::~handle() { shutdown(); }
+handle::~handle() {
+  shutdown();
+  // After a timed-out shutdown, a thread blocked in place still uses this handle when its
+  // call returns (end_block_in_place, its task's completion, worker_exited): wait for it.
+  // Tokio's blocked thread keeps its handle alive by reference count; this handle belongs
+  // to its creator, so its destruction waits instead.
+  std::unique_lock lock(shutdown_mutex_);
+  workers_done_.wait(lock, [&] { return active_workers_ == 0; });
+}
 
 void handle::launch() {
   for (std::size_t i = 0; i < remotes_.size(); ++i) {
@@ -688,6 +696,11 @@ void handle::shutdown_core(core* c) {
 void handle::shutdown(std::chrono::nanoseconds timeout) {
   if (current_context && current_context->h == this)
     throw std::logic_error("swarm: a runtime cannot be shut down from one of its own worker threads");
+  // One deadline for the threads blocked in place and the blocking pool; none for a
+  // timeout too long to add to now.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (const auto now = std::chrono::steady_clock::now(); timeout < std::chrono::steady_clock::time_point::max() - now)
+    deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
   {
     std::lock_guard lock(shutdown_mutex_);
     if (shutdown_started_)
@@ -707,9 +720,23 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
     // Workers finish cooperatively: a task that never yields would hold us here, as it
     // would hold Tokio's runtime drop.
     std::unique_lock lock(shutdown_mutex_);
-    workers_done_.wait(lock, [&] { return all_cores_shut_down_ && active_workers_ == 0; });
+    workers_done_.wait(lock, [&] { return all_cores_shut_down_; });
+    // A worker loop still running now lost its core to block_in_place: its thread is
+    // blocking work, waited for within `timeout` like the blocking pool (in Tokio it is a
+    // pool thread). The loops that shut a core down leave at once.
+    const auto no_workers = [&] { return active_workers_ == 0; };
+    if (!deadline)
+      workers_done_.wait(lock, no_workers);
+    else
+      workers_done_.wait_until(lock, *deadline, no_workers);
   }
-  blocking_.shutdown(timeout);
+  if (!deadline) {
+    blocking_.shutdown(std::chrono::nanoseconds::max());
+  } else {
+    const auto left = *deadline - std::chrono::steady_clock::now();
+    blocking_.shutdown(std::max(std::chrono::nanoseconds::zero(),
+                                std::chrono::duration_cast<std::chrono::nanoseconds>(left)));
+  }
 }
 
 bool handle::begin_block_in_place() {
