@@ -1,6 +1,7 @@
 #include <swarm/scheduler/blocking_pool.hpp>
 
 #include <stdexcept>
+#include <vector>
 
 namespace swarm::detail {
 blocking_pool::blocking_pool(const scheduler_options& options, std::size_t extra_threads)
@@ -50,8 +51,9 @@ void run_pool_thread(const std::shared_ptr<blocking_pool::shared_state>& sp, std
   std::unique_lock lock(s.mutex);
   bool exiting_by_timeout = false;
   for (;;) {
-    // Run everything queued, unlocking around each job.
-    while (!s.queue.empty()) {
+    // Run everything queued, unlocking around each job. Once shutdown began, only the
+    // drain below takes jobs (it runs the mandatory ones only).
+    while (!s.shutdown && !s.queue.empty()) {
       blocking_pool::shared_state::job j = std::move(s.queue.front());
       s.queue.pop_front();
       lock.unlock();
@@ -164,6 +166,26 @@ void blocking_pool::shutdown(std::chrono::nanoseconds timeout) {
     return;
   shared_->shutdown = true;
   shared_->condvar.notify_all();
+  // Jobs not started yet are cancelled here rather than by a pool thread: every thread may
+  // be busy past the timeout (and a thread that finishes a job must not start a queued
+  // one). Mandatory jobs (workers) stay queued; a pool thread runs them.
+  std::vector<unowned_task<blocking_schedule>> cancelled;
+  std::deque<shared_state::job> mandatory;
+  for (shared_state::job& j : shared_->queue) {
+    if (j.mandatory)
+      mandatory.push_back(std::move(j));
+    else if (j.task)
+      cancelled.push_back(std::move(*j.task));
+  }
+  shared_->queue.clear();
+  shared_->queue.swap(mandatory);
+  if (!cancelled.empty()) {
+    // Cancelling drops the callable and wakes join handles: not under the pool lock.
+    lock.unlock();
+    for (unowned_task<blocking_schedule>& t : cancelled)
+      std::move(t).shutdown();
+    lock.lock();
+  }
   bool all_exited;
   if (timeout == std::chrono::nanoseconds::zero()) {
     all_exited = shared_->num_threads == 0;

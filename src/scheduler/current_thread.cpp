@@ -38,7 +38,8 @@ void handle::push_local(header* t) noexcept {
   else
     local_head_ = t;
   local_tail_ = t;
-  ++local_len_;
+  // Relaxed load and store: one writer; readers only want a recent value.
+  local_len_.store(local_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   ++metrics_.batch.local_schedule_count;
 }
 
@@ -48,7 +49,7 @@ header* handle::pop_local() noexcept {
     local_head_ = t->queue_next;
     if (!local_head_)
       local_tail_ = nullptr;
-    --local_len_;
+    local_len_.store(local_len_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
   return t;
 }
@@ -101,23 +102,34 @@ header* handle::next_task() {
 // Marks the calling thread as the driver for its scope.
 struct handle::driving {
   handle& h;
-  handle* prev;
-  struct worker_metrics* prev_metrics;
+  handle* prev = nullptr;
+  struct worker_metrics* prev_metrics = nullptr;
+  bool active = false; // this guard holds the driver role
 
-  // With `wait`, waits for the thread driving now to leave (it leaves once the inject
-  // queue is closed); otherwise a second driver is a misuse.
-  explicit driving(handle& hh, bool wait = false) : h(hh) {
+  // Waits for the thread driving now to leave (it leaves once the inject queue is closed).
+  explicit driving(handle& hh) : h(hh) {
     while (h.driven_.exchange(true, std::memory_order_acquire)) {
-      if (!wait)
-        throw std::logic_error("swarm: a current-thread runtime is already driven by another thread");
       h.parker_.unpark();
       std::this_thread::yield();
     }
+    enter();
+  }
+  // Takes the driver role if it is free; `acquired` says whether it did.
+  driving(handle& hh, bool& acquired) : h(hh) {
+    // Acquire: pairs with the release in the destructor of the previous driver.
+    acquired = !h.driven_.exchange(true, std::memory_order_acquire);
+    if (acquired)
+      enter();
+  }
+  void enter() noexcept {
     prev = std::exchange(current_handle, &h);
     prev_metrics = current_worker_metrics();
     set_current_worker_metrics(&h.metrics_);
+    active = true;
   }
   ~driving() {
+    if (!active)
+      return;
     set_current_worker_metrics(prev_metrics);
     current_handle = prev;
     h.driven_.store(false, std::memory_order_release);
@@ -125,7 +137,15 @@ struct handle::driving {
 };
 
 std::size_t handle::run_until(const std::function<bool()>& done) {
-  driving guard(*this);
+  bool acquired = false;
+  driving guard(*this, acquired);
+  if (!acquired) {
+    // shutdown() drives while it cancels: a run that races it finds nothing left to do.
+    // The inject queue is closed before shutdown takes the driver role.
+    if (inject_.is_closed())
+      return 0;
+    throw std::logic_error("swarm: a current-thread runtime is already driven by another thread");
+  }
   std::size_t polls = 0;
   auto wake_deferred = [&] {
     while (!defer_.empty()) {
@@ -142,35 +162,27 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       }
     }
   };
+  timing_.begin();
   while (!done()) {
     if (inject_.is_closed())
       break;
     ++tick_;
     if (tick_ % options_.event_interval == 0) {
-      // Let the driver deliver I/O and timers even under load.
+      // Let the driver deliver I/O and timers even under load (not busy time, as on the
+      // multi-thread workers).
+      timing_.end(metrics_.batch);
       parker_.park_timeout_zero();
       wake_deferred();
       metrics_.submit();
+      timing_.begin();
     }
     if (header* t = next_task()) {
       local_notified<handle_ref> task = owned_.assert_owner(notified_task::from_raw(t));
       ++metrics_.batch.poll_count;
+      timing_.note_poll();
       ++polls;
       coop::budget_scope budget(coop::budget::initial());
-      const task_meta meta{task.id(), {}};
-      if (options_.on_before_task_poll) {
-        try {
-          options_.on_before_task_poll(meta);
-        } catch (...) {
-        }
-      }
-      std::move(task).run();
-      if (options_.on_after_task_poll) {
-        try {
-          options_.on_after_task_poll(meta);
-        } catch (...) {
-        }
-      }
+      run_with_poll_hooks(std::move(task), options_);
       continue;
     }
     if (!defer_.empty()) {
@@ -179,6 +191,7 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       continue;
     }
     // Out of work: sleep until a remote schedule, an unpark or a driver event.
+    timing_.end(metrics_.batch);
     hook(options_.on_thread_park);
     ++metrics_.batch.park_count;
     metrics_.batch.park_unpark_count += 2;
@@ -190,27 +203,33 @@ std::size_t handle::run_until(const std::function<bool()>& done) {
       parker_.park();
     wake_deferred();
     hook(options_.on_thread_unpark);
+    timing_.begin();
   }
+  timing_.end(metrics_.batch);
   metrics_.submit();
   return polls;
 }
 
 void handle::shutdown(std::chrono::nanoseconds timeout) {
-  if (shut_down_)
+  // Relaxed: only the exchange below decides, and it is an RMW on the same flag.
+  if (shut_down_.load(std::memory_order_relaxed))
     return;
   if (current_handle == this)
     throw std::logic_error("swarm: a runtime cannot be shut down from inside one of its own tasks");
-  shut_down_ = true;
+  // One caller proceeds; a concurrent second call returns at once, as before.
+  if (shut_down_.exchange(true, std::memory_order_acq_rel))
+    return;
   inject_.close();
   {
     // Destructors of cancelled tasks run as if on the driver, so their wakes and spawns
     // stay local and are dropped below.
-    driving guard(*this, true);
+    driving guard(*this);
     owned_.close_and_shutdown_all();
     drain_local();
     inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
     defer_.clear();
   }
+  driver_.shutdown();
   parker_.shutdown();
   blocking_.shutdown(timeout);
 }
@@ -224,6 +243,9 @@ worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
   s.noop_count = metrics_.noop_count.load(std::memory_order_relaxed);
   s.poll_count = metrics_.poll_count.load(std::memory_order_relaxed);
   s.local_schedule_count = metrics_.local_schedule_count.load(std::memory_order_relaxed);
+  s.total_busy_duration = std::chrono::nanoseconds(metrics_.busy_duration_ns.load(std::memory_order_relaxed));
+  s.mean_poll_time = std::chrono::nanoseconds(metrics_.mean_poll_time_ns.load(std::memory_order_relaxed));
+  s.local_queue_depth = local_len_.load(std::memory_order_relaxed);
   return s;
 }
 

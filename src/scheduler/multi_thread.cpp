@@ -1,7 +1,6 @@
 #include <swarm/scheduler/multi_thread.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 #include <span>
 #include <stdexcept>
@@ -28,9 +27,6 @@ struct fast_rand {
   }
 };
 
-// The mean poll time starts at 200 µs / 61 so that the first tuned interval is 61.
-inline constexpr double target_global_queue_latency_ns = 200'000.0;
-inline constexpr double ewma_weight = 0.1;
 
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
@@ -45,10 +41,8 @@ struct core {
   bool tune_global_queue = true;
   fast_rand rand{1, 1};
 
-  // Self-tuning and busy-time statistics.
-  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
-  std::chrono::steady_clock::time_point processing_start{};
-  std::uint64_t polls_in_batch = 0;
+  // Busy time and the mean poll time that tunes global_queue_interval.
+  poll_timing timing;
 };
 
 namespace {
@@ -122,30 +116,13 @@ struct worker_loop {
 
   bool has_tasks(core* c) const noexcept { return c->lifo_slot || own().queue.has_tasks(); }
 
-  void start_processing(core* c) noexcept {
-    c->processing_start = std::chrono::steady_clock::now();
-    c->polls_in_batch = 0;
-  }
-
-  void end_processing(core* c) noexcept {
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double, std::nano>(now - c->processing_start).count();
-    stats().busy_duration_ns += static_cast<std::uint64_t>(elapsed);
-    if (c->polls_in_batch > 0) {
-      const double n = static_cast<double>(c->polls_in_batch);
-      const double mean = elapsed / n;
-      const double w = 1.0 - std::pow(1.0 - ewma_weight, n);
-      c->mean_poll_time_ns = w * mean + (1.0 - w) * c->mean_poll_time_ns;
-      stats().mean_poll_time_ns = static_cast<std::uint64_t>(c->mean_poll_time_ns);
-    }
-    c->processing_start = now;
-    c->polls_in_batch = 0;
-  }
+  void start_processing(core* c) noexcept { c->timing.begin(); }
+  void end_processing(core* c) noexcept { c->timing.end(stats()); }
 
   void tune_global_queue_interval(core* c) noexcept {
     if (!c->tune_global_queue)
       return;
-    const double raw = target_global_queue_latency_ns / std::max(c->mean_poll_time_ns, 1.0);
+    const double raw = poll_timing::target_global_queue_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
     const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
     // Ignore jitter: change only on a difference above 2.
     if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
@@ -224,27 +201,7 @@ struct worker_loop {
     return (c->lifo_slot ? 1u : 0u) + own().queue.len() > 1;
   }
 
-  void run_hooked(local_notified<handle_ref> t) {
-    const scheduler_options& o = h.options_;
-    if ((o.on_before_task_poll || o.on_after_task_poll) && t.get()->owner_id != job_owner_id) {
-      const task_meta meta{t.id(), {}};
-      if (o.on_before_task_poll) {
-        try {
-          o.on_before_task_poll(meta);
-        } catch (...) {
-        }
-      }
-      std::move(t).run();
-      if (o.on_after_task_poll) {
-        try {
-          o.on_after_task_poll(meta);
-        } catch (...) {
-        }
-      }
-    } else {
-      std::move(t).run();
-    }
-  }
+  void run_hooked(local_notified<handle_ref> t) { run_with_poll_hooks(std::move(t), h.options_); }
 
   // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row and within one
   // coop budget. Returns the core, or null when block_in_place handed it away. Per poll.
@@ -252,7 +209,7 @@ struct worker_loop {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
     ++stats().poll_count;
-    ++c->polls_in_batch;
+    c->timing.note_poll();
     ++cx.polls;
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
@@ -508,7 +465,15 @@ handle::handle(scheduler_options options, driver* drv)
   }
 }
 
-handle::~handle() { shutdown(); }
+handle::~handle() {
+  shutdown();
+  // After a timed-out shutdown, a thread blocked in place still uses this handle when its
+  // call returns (end_block_in_place, its task's completion, worker_exited): wait for it.
+  // Tokio's blocked thread keeps its handle alive by reference count; this handle belongs
+  // to its creator, so its destruction waits instead.
+  std::unique_lock lock(shutdown_mutex_);
+  workers_done_.wait(lock, [&] { return active_workers_ == 0; });
+}
 
 void handle::launch() {
   for (std::size_t i = 0; i < remotes_.size(); ++i) {
@@ -718,6 +683,8 @@ void handle::shutdown_core(core* c) {
       raw_task(t).drop_reference();
     remotes_[sc->index].unparker->shutdown();
   }
+  // Every core is here: no worker can be in the driver or enter it again.
+  driver_.shutdown();
   inject_.drain([](header* t) noexcept { raw_task(t).drop_reference(); });
   for (core* sc : shutdown_cores_)
     delete sc;
@@ -729,6 +696,11 @@ void handle::shutdown_core(core* c) {
 void handle::shutdown(std::chrono::nanoseconds timeout) {
   if (current_context && current_context->h == this)
     throw std::logic_error("swarm: a runtime cannot be shut down from one of its own worker threads");
+  // One deadline for the threads blocked in place and the blocking pool; none for a
+  // timeout too long to add to now.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (const auto now = std::chrono::steady_clock::now(); timeout < std::chrono::steady_clock::time_point::max() - now)
+    deadline = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
   {
     std::lock_guard lock(shutdown_mutex_);
     if (shutdown_started_)
@@ -748,18 +720,37 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
     // Workers finish cooperatively: a task that never yields would hold us here, as it
     // would hold Tokio's runtime drop.
     std::unique_lock lock(shutdown_mutex_);
-    workers_done_.wait(lock, [&] { return all_cores_shut_down_ && active_workers_ == 0; });
+    workers_done_.wait(lock, [&] { return all_cores_shut_down_; });
+    // A worker loop still running now lost its core to block_in_place: its thread is
+    // blocking work, waited for within `timeout` like the blocking pool (in Tokio it is a
+    // pool thread). The loops that shut a core down leave at once.
+    const auto no_workers = [&] { return active_workers_ == 0; };
+    if (!deadline)
+      workers_done_.wait(lock, no_workers);
+    else
+      workers_done_.wait_until(lock, *deadline, no_workers);
   }
-  blocking_.shutdown(timeout);
+  if (!deadline) {
+    blocking_.shutdown(std::chrono::nanoseconds::max());
+  } else {
+    const auto left = *deadline - std::chrono::steady_clock::now();
+    blocking_.shutdown(std::max(std::chrono::nanoseconds::zero(),
+                                std::chrono::duration_cast<std::chrono::nanoseconds>(left)));
+  }
 }
 
 bool handle::begin_block_in_place() {
   context* cx = current_context;
   if (!cx || cx->h != this)
     return false; // not on one of our workers: just run the function
-  core* c = std::exchange(cx->core_slot, nullptr);
-  if (!c)
+  if (!cx->core_slot)
     return false; // nested: the core was handed away already
+  // Tokio PR #7879: the wakers deferred by yield_now on this worker are woken now, while we
+  // hold the core: the tasks go to its queue and whoever takes the worker over runs them.
+  // Left in this thread's list they would wait for the blocking call, which may wait for
+  // them.
+  worker_loop{*this, *cx}.wake_deferred();
+  core* c = std::exchange(cx->core_slot, nullptr);
   // The LIFO task must be stealable while we block.
   if (header* t = std::exchange(c->lifo_slot, nullptr)) {
     worker_loop w{*this, *cx};

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <thread>
+#include <utility>
 
 namespace swarm::detail {
 
@@ -99,11 +101,24 @@ void parker::unpark() {
   }
 }
 
-void parker::shutdown() {
-  if (driver_.try_lock()) {
-    driver_.drv->shutdown();
-    driver_.unlock();
+void shared_driver::shutdown() {
+  if (!drv)
+    return;
+  // Nobody should hold the lock now; if a park were still in progress, wake it and wait.
+  while (!try_lock()) {
+    drv->unpark();
+    std::this_thread::yield();
   }
+  const bool first = !std::exchange(shut_down_, true);
+  struct unlock_driver {
+    shared_driver& d;
+    ~unlock_driver() { d.unlock(); }
+  } guard{*this};
+  if (first)
+    drv->shutdown();
+}
+
+void parker::shutdown() {
   { std::lock_guard lock(mutex_); }
   condvar_.notify_all();
 }

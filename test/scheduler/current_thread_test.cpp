@@ -324,12 +324,8 @@ BOOST_AUTO_TEST_CASE(wakes_and_spawns_from_destructors_during_shutdown_are_dropp
 }
 
 // A thread that starts run_until while another thread is inside shutdown (destroying the
-// cancelled futures as the driver) should find the runtime shut down and return.
-// BUG (src/scheduler/current_thread.cpp, handle::driving and run_until): shutdown holds the
-// `driven_` flag while it cancels, so the late run_until throws std::logic_error ("already
-// driven by another thread") instead of returning; on a std::thread that is std::terminate.
-// Disabled until fixed.
-BOOST_AUTO_TEST_CASE(run_until_racing_shutdown_returns_instead_of_throwing, *boost::unit_test::disabled()) {
+// cancelled futures as the driver) finds the runtime shut down and returns.
+BOOST_AUTO_TEST_CASE(run_until_racing_shutdown_returns_instead_of_throwing) {
   handle h({}, nullptr);
   auto in_destructor = std::make_shared<latch>(1);
   auto jh = spawn(h, counted(pending_forever(), nullptr, on_drop([in_destructor] {

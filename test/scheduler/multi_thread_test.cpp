@@ -889,16 +889,8 @@ BOOST_AUTO_TEST_CASE(every_runtime_drop_destroys_its_pending_future) {
   BOOST_TEST(starts->load() == 2 * rounds);
 }
 
-// -----------------------------------------------------------------------------------------
-// Failing tests of known bugs, disabled so that the suite stays green.
-BOOST_AUTO_TEST_SUITE(known_bugs, *boost::unit_test::disabled())
-
 // task_hook_spawn_location: the poll hooks report where the task was spawned, as the spawn
-// hook does.
-// BUG (src/scheduler/multi_thread.cpp worker_loop::run_hooked and
-// src/scheduler/current_thread.cpp run_until): the poll hooks get task_meta{id, {}}, an
-// empty std::source_location, instead of the task's spawn location. Disabled (with its
-// suite: a decorator on a template test case attaches to the wrong test) until fixed.
+// hook does (read from the task's cell).
 BOOST_AUTO_TEST_CASE_TEMPLATE(poll_hooks_report_the_spawn_location, Rt, all_flavours) {
   hook_log log;
   Rt rt(log.options());
@@ -910,8 +902,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(poll_hooks_report_the_spawn_location, Rt, all_flav
   for (const std::string& f : log.locked([&] { return log.poll_files; }))
     BOOST_TEST(f == here);
 }
-
-BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE_END()
 
@@ -1124,9 +1114,7 @@ BOOST_AUTO_TEST_CASE(the_lifo_task_runs_while_its_spawner_blocks_in_place) {
 // Tokio PR #7879 (after 1.48): wakers deferred by yield_now on this worker are woken before
 // block_in_place hands the core away; otherwise the yielded task waits for the blocking call
 // to end, which deadlocks a call that waits for it.
-// BUG (src/scheduler/multi_thread.cpp, handle::begin_block_in_place): the deferred wakers
-// stay in the blocking thread's context until its worker loop ends. Disabled until fixed.
-BOOST_AUTO_TEST_CASE(a_yielded_task_runs_while_its_worker_blocks_in_place, *boost::unit_test::disabled()) {
+BOOST_AUTO_TEST_CASE(a_yielded_task_runs_while_its_worker_blocks_in_place) {
   mt1 rt;
   auto a_done = std::make_shared<std::atomic<bool>>(false);
   auto jh = rt.spawn(poll_fn<bool>([&rt, a_done, b = std::optional<raw_join_handle<bool>>()](
@@ -1177,13 +1165,9 @@ BOOST_AUTO_TEST_CASE(shutdown_releases_a_task_blocked_in_place_by_cancelling_wha
 
 // shutdown(timeout) bounds the wait for blocking work; a task inside block_in_place is
 // blocking work (in Tokio its thread is a blocking-pool thread, detached at the timeout).
-// BUG (src/scheduler/multi_thread.cpp, handle::shutdown): the wait for the worker loops
-// (`active_workers_ == 0`) has no limit, and the thread inside block_in_place still counts
-// as a worker loop until its task's poll returns, so shutdown(100 ms) waits for the blocking
-// call. A fix must keep what that thread touches afterwards (the handle: end_block_in_place,
-// run_task) alive, e.g. by shared ownership. Disabled until fixed; bounded either way (the
-// test releases the blocking call after 1 s).
-BOOST_AUTO_TEST_CASE(shutdown_timeout_bounds_a_task_blocked_in_place, *boost::unit_test::disabled()) {
+// The handle's destructor then waits for that thread, which still uses the handle when the
+// call returns (the test releases the call after at most 1 s).
+BOOST_AUTO_TEST_CASE(shutdown_timeout_bounds_a_task_blocked_in_place) {
   auto gate = std::make_shared<latch>(1);
   auto inside = std::make_shared<latch>(1);
   mt2 rt;
@@ -1254,12 +1238,9 @@ BOOST_AUTO_TEST_CASE(workers_take_the_shared_driver_one_at_a_time) {
   BOOST_TEST(!drv.overlapped());
 }
 
-// driver.hpp: shutdown() is "called once, by the thread holding the driver slot".
-// BUG (src/scheduler/multi_thread.cpp, handle::shutdown_core): every core's
-// parker::shutdown() takes the free driver lock and calls driver::shutdown(), so a runtime
-// with N workers calls it N times. Disabled until fixed (or until driver.hpp says it must be
-// idempotent).
-BOOST_AUTO_TEST_CASE(the_driver_is_shut_down_once, *boost::unit_test::disabled()) {
+// driver.hpp: shutdown() is "called once, by the thread holding the driver slot": the last
+// core to shut down calls it, not every core's parker.
+BOOST_AUTO_TEST_CASE(the_driver_is_shut_down_once) {
   counting_driver drv;
   {
     mt4 rt({}, &drv);

@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -522,9 +523,10 @@ public:
   }
   ~mt_runtime() { h.shutdown(); }
 
+  // The spawn location is the caller's, as with the handle's own spawn.
   template <class F>
-  auto spawn(F f) {
-    return h.spawn(std::move(f), swarm::task_id::next());
+  auto spawn(F f, std::source_location location = std::source_location::current()) {
+    return h.spawn(std::move(f), swarm::task_id::next(), location);
   }
   void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) { h.shutdown(timeout); }
   bool on_runtime_thread() const { return h.is_current_worker(); }
@@ -568,9 +570,10 @@ public:
   }
   ~ct() { shutdown(); }
 
+  // The spawn location is the caller's, as with the handle's own spawn.
   template <class F>
-  auto spawn(F f) {
-    return h.spawn(std::move(f), swarm::task_id::next());
+  auto spawn(F f, std::source_location location = std::source_location::current()) {
+    return h.spawn(std::move(f), swarm::task_id::next(), location);
   }
   void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) {
     h.shutdown(timeout);

@@ -11,6 +11,7 @@
 #include <swarm/scheduler/metrics.hpp>
 #include <swarm/scheduler/options.hpp>
 #include <swarm/scheduler/park.hpp>
+#include <swarm/scheduler/task_hooks.hpp>
 #include <swarm/task/owned_tasks.hpp>
 
 #include <atomic>
@@ -45,17 +46,7 @@ public:
   template <future F>
   raw_join_handle<typename F::output_type> spawn(F f, task_id id,
                                                  std::source_location location = std::source_location::current()) {
-    bind_result<F, handle_ref> b =
-        owned_.bind(std::move(f), handle_ref{this}, id, location, options_.on_task_terminate ? &options_.on_task_terminate : nullptr);
-    if (options_.on_task_spawn) {
-      try {
-        options_.on_task_spawn(task_meta{id, location});
-      } catch (...) {
-      }
-    }
-    if (b.first)
-      schedule_task(std::move(*b.first), false);
-    return std::move(b.join);
+    return spawn_task(*this, owned_, handle_ref{this}, std::move(f), id, location);
   }
 
   template <class Fn>
@@ -65,7 +56,8 @@ public:
 
   // Drives the scheduler on the calling thread until `done()` returns true (checked after
   // every task and every wake-up) or the scheduler shuts down. Only one thread drives at a
-  // time: a second caller throws std::logic_error. Returns the number of polls run.
+  // time: a second caller throws std::logic_error, unless shutdown has begun (then it
+  // returns 0 at once). Returns the number of polls run.
   SWARM_DECL std::size_t run_until(const std::function<bool()>& done);
 
   // Wakes the driving thread so that it re-checks its `done` predicate.
@@ -84,6 +76,9 @@ public:
   std::size_t global_queue_depth() const noexcept { return inject_.len(); }
   std::uint64_t remote_schedule_count() const noexcept { return remote_schedule_count_.load(std::memory_order_relaxed); }
   SWARM_DECL worker_metrics_snapshot worker_metrics(std::size_t worker) const;
+  std::uint64_t budget_forced_yield_count() const noexcept {
+    return metrics_.budget_forced_yield_count.load(std::memory_order_relaxed);
+  }
   const blocking_pool& blocking() const noexcept { return blocking_; }
   const scheduler_options& options() const noexcept { return options_; }
   bool is_shutdown() const noexcept { return inject_.is_closed(); }
@@ -109,13 +104,16 @@ private:
   // Touched only by the driving thread.
   header* local_head_ = nullptr;
   header* local_tail_ = nullptr;
-  std::size_t local_len_ = 0;
+  // Written only by the driving thread; read by worker_metrics() from any thread.
+  std::atomic<std::size_t> local_len_{0};
   std::uint32_t tick_ = 0;
   std::vector<waker> defer_;
   struct worker_metrics metrics_;
+  poll_timing timing_;
 
   std::atomic<std::uint64_t> remote_schedule_count_{0};
-  bool shut_down_ = false;
+  // Set by the first shutdown(); any thread may call shutdown (the destructor too).
+  std::atomic<bool> shut_down_{false};
 };
 
 inline void handle_ref::schedule(notified<handle_ref> n) { h->schedule_task(std::move(n), false); }

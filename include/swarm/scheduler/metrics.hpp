@@ -63,6 +63,26 @@ struct alignas(cache_line) worker_metrics {
   }
 };
 
+// Busy time and the mean poll time of one worker, kept by the thread that drives it: each
+// batch of polls runs between begin() and end(). The mean is an EWMA (weight 0.1 per poll)
+// that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
+struct poll_timing {
+  static constexpr double target_global_queue_latency_ns = 200'000.0;
+  static constexpr double ewma_weight = 0.1;
+
+  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
+  std::chrono::steady_clock::time_point batch_start{};
+  std::uint64_t polls_in_batch = 0;
+
+  void begin() noexcept {
+    batch_start = std::chrono::steady_clock::now();
+    polls_in_batch = 0;
+  }
+  void note_poll() noexcept { ++polls_in_batch; }
+  // Adds the batch to the busy time and the mean in `counters`; the next batch starts now.
+  SWARM_DECL void end(worker_counters& counters) noexcept;
+};
+
 // The metrics of the worker this thread drives, if any (for counters bumped from deep
 // inside a poll, such as forced yields).
 SWARM_DECL worker_metrics* current_worker_metrics() noexcept;

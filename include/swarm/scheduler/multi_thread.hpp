@@ -18,6 +18,7 @@
 #include <swarm/scheduler/metrics.hpp>
 #include <swarm/scheduler/options.hpp>
 #include <swarm/scheduler/park.hpp>
+#include <swarm/scheduler/task_hooks.hpp>
 #include <swarm/task/owned_tasks.hpp>
 
 #include <atomic>
@@ -98,17 +99,7 @@ public:
   template <future F>
   raw_join_handle<typename F::output_type> spawn(F f, task_id id,
                                                  std::source_location location = std::source_location::current()) {
-    bind_result<F, handle_ref> b =
-        owned_.bind(std::move(f), handle_ref{this}, id, location, options_.on_task_terminate ? &options_.on_task_terminate : nullptr);
-    if (options_.on_task_spawn) {
-      try {
-        options_.on_task_spawn(task_meta{id, location});
-      } catch (...) {
-      }
-    }
-    if (b.first)
-      schedule_task(std::move(*b.first), false);
-    return std::move(b.join);
+    return spawn_task(*this, owned_, handle_ref{this}, std::move(f), id, location);
   }
 
   // For runtime layers that create their own task types: the owned-task list, the
@@ -117,14 +108,7 @@ public:
   const task_hook* terminate_hook() const noexcept {
     return options_.on_task_terminate ? &options_.on_task_terminate : nullptr;
   }
-  void run_spawn_hook(const task_meta& meta) const noexcept {
-    if (options_.on_task_spawn) {
-      try {
-        options_.on_task_spawn(meta);
-      } catch (...) {
-      }
-    }
-  }
+  void run_spawn_hook(const task_meta& meta) const noexcept { call_task_hook(options_.on_task_spawn, meta); }
 
   // Runs `f` on the blocking pool; see blocking_pool.
   template <class Fn>

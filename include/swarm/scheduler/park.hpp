@@ -21,6 +21,13 @@ struct shared_driver {
   // Acquire on success: the previous holder's driver work happens before ours.
   bool try_lock() noexcept { return drv && !locked.exchange(true, std::memory_order_acquire); }
   void unlock() noexcept { locked.store(false, std::memory_order_release); }
+
+  // Calls driver::shutdown() exactly once, holding the lock (driver.hpp). The scheduler
+  // calls it when no worker can park any more; a park still in progress is interrupted.
+  SWARM_DECL void shutdown();
+
+private:
+  bool shut_down_ = false; // under the lock
 };
 
 class parker {
@@ -36,7 +43,8 @@ public:
   SWARM_DECL void park_timeout_zero();
   // Wakes the parked thread, or makes its next park return at once. Thread-safe.
   SWARM_DECL void unpark();
-  // Shuts the driver down if it is free, and wakes the thread.
+  // Wakes the thread for good (the scheduler is shutting down). The driver is shut down
+  // separately, once, through shared_driver::shutdown().
   SWARM_DECL void shutdown();
 
 private:
