@@ -164,13 +164,16 @@ void runtime::stop() {
 
 bool runtime::stopped() const noexcept { return scheduler_->stop_requested(); }
 
+// Owned workers wait out a stop and go on when it is cleared (handle::launch), so
+// restart() brings them back as it lets run() callers in again.
 void runtime::restart() { scheduler_->clear_stop(); }
 
 void runtime::start() {
   std::lock_guard lock(mutex_);
-  if (started_ && !scheduler_->stop_requested())
-    return;
   scheduler_->clear_stop();
+  if (launched_)
+    return; // the owned workers are there (and resume if they were stopped)
+  launched_ = true;
   started_ = true;
   scheduler_->launch();
 }
