@@ -4,11 +4,18 @@
 #include <boost/system/error_code.hpp>
 
 #include <climits>
+#include <optional>
 
 namespace swarm::detail {
 namespace {
 
 asio_shim::scheduler& sched(void* p) { return *static_cast<asio_shim::scheduler*>(p); }
+
+// The thread's handler-memory cache: its freed blocks live as long as the thread, so a
+// thread that drives workers again and again (run_one loops) keeps them. Installed on
+// Asio's call stack only while the thread drives a worker.
+thread_local asio_shim::handler_memory memory;
+thread_local std::optional<asio_shim::handler_memory::scope> memory_scope;
 
 } // namespace
 
@@ -51,6 +58,20 @@ std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> time
   if (n != 0 && limit != 1)
     n += poll_up_to(limit == no_limit ? no_limit : limit - 1);
   return n;
+}
+
+void* io_driver::enter_worker() {
+  // A thread that already has an Asio thread context (ours from an outer drive, or an
+  // io_context's run) allocates from that one.
+  if (asio_shim::handler_memory::thread_has_one())
+    return nullptr;
+  memory_scope.emplace(memory);
+  return &memory_scope;
+}
+
+void io_driver::leave_worker(void* token) noexcept {
+  if (token)
+    memory_scope.reset();
 }
 
 void io_driver::unpark() {

@@ -322,7 +322,8 @@ struct worker_loop {
     cx.core_slot = c;
     // Handlers the driver runs count as polls of this drive (run_one runs one of them).
     const std::size_t max = cx.limits->max_polls;
-    const std::size_t limit = max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
+    const std::size_t limit =
+        max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
     try {
       cx.polls += zero ? p->park_timeout_zero(limit) : p->park(cx.limits->deadline, limit);
     } catch (...) {
@@ -632,6 +633,16 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   const std::size_t index = c->index;
   remotes_[index].metrics.thread_id_hash.store(std::hash<std::thread::id>{}(std::this_thread::get_id()),
                                                std::memory_order_relaxed);
+  // The driver's per-thread state (Asio's handler-memory cache) for as long as we drive.
+  struct driver_scope {
+    driver* d;
+    void* token;
+    explicit driver_scope(driver* drv) : d(drv), token(drv ? drv->enter_worker() : nullptr) {}
+    ~driver_scope() {
+      if (d)
+        d->leave_worker(token);
+    }
+  } drv_scope(driver_.drv);
   context cx{this, index, nullptr, {}, &limits, 0, nullptr};
   context* prev = std::exchange(current_context, &cx);
   detail::worker_metrics* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);

@@ -49,7 +49,8 @@ void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> d
   }
 }
 
-std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit) {
+std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline,
+                                std::size_t limit) {
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_driver, std::memory_order_acquire)) {
     assert(expected == notified);

@@ -24,6 +24,11 @@ public:
     park(timeout);
     return 0;
   }
+  // A thread starts driving one of the scheduler's workers (enter_worker) and stops
+  // (leave_worker, given what enter_worker returned); calls nest. The Asio driver gives
+  // the thread its handler-memory cache here.
+  virtual void* enter_worker() { return nullptr; }
+  virtual void leave_worker(void* /*token*/) noexcept {}
   // Interrupts a park in progress, or makes the next one return at once. Thread-safe.
   virtual void unpark() = 0;
   // The runtime is shutting down; called once, by the thread holding the driver slot.
