@@ -1,7 +1,9 @@
 // Handler-memory recycling (doc/design.md, "Asio binding"): two coroutine shapes on a
 // swarm::runtime and, for reference, an io_context, one thread each, run() on the bench
-// thread. Prints `context,shape,ns_per_op,allocations_per_op` per timed run (allocations:
-// calls of operator new and aligned_alloc, the two ways Asio and swarm allocate).
+// thread. Prints `context,shape,ns_per_op,cpu_ns_per_op,allocations_per_op` per timed run:
+// wall time; the bench thread's CPU time (everything runs on it, so this is steadier on
+// a loaded machine); calls of operator new and aligned_alloc, the two ways Asio and swarm
+// allocate.
 //
 //   post_yield:      one coroutine doing `co_await post(ex, use_awaitable)` N times
 //   co_spawn_join:   one coroutine doing `co_await co_spawn(ex, child(), use_awaitable)` N
@@ -26,6 +28,7 @@
 #include <malloc.h>
 #include <new>
 #include <string>
+#include <time.h>
 
 // Allocation counting: operator new (swarm's jobs and tasks) and aligned_alloc (Asio's
 // aligned_new, behind its recycling allocators).
@@ -66,8 +69,15 @@ asio::awaitable<void> co_spawn_join(int n) {
     std::abort();
 }
 
+double thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+}
+
 struct result {
   double ns_per_op;
+  double cpu_ns_per_op;
   double allocations_per_op;
 };
 
@@ -75,12 +85,15 @@ template <class Context, class Shape>
 result measure(Shape shape, int ops) {
   Context ctx{1};
   const unsigned long a0 = allocations.load();
+  const double c0 = thread_cpu_ns();
   const auto t0 = std::chrono::steady_clock::now();
   asio::co_spawn(ctx, shape(ops), asio::detached);
   ctx.run();
   const auto t1 = std::chrono::steady_clock::now();
+  const double c1 = thread_cpu_ns();
   const unsigned long a1 = allocations.load();
-  return {std::chrono::duration<double, std::nano>(t1 - t0).count() / ops, double(a1 - a0) / ops};
+  return {std::chrono::duration<double, std::nano>(t1 - t0).count() / ops, (c1 - c0) / ops,
+          double(a1 - a0) / ops};
 }
 
 template <class Context>
@@ -88,9 +101,10 @@ void run_all(const char* name, int runs, int ops) {
   measure<Context>(post_yield, ops / 10); // warm-up
   for (int r = 0; r < runs; ++r) {
     const result p = measure<Context>(post_yield, ops);
-    std::printf("%s,post_yield,%.1f,%.2f\n", name, p.ns_per_op, p.allocations_per_op);
+    std::printf("%s,post_yield,%.1f,%.1f,%.2f\n", name, p.ns_per_op, p.cpu_ns_per_op, p.allocations_per_op);
     const result c = measure<Context>(co_spawn_join, ops);
-    std::printf("%s,co_spawn_join,%.1f,%.2f\n", name, c.ns_per_op, c.allocations_per_op);
+    std::printf("%s,co_spawn_join,%.1f,%.1f,%.2f\n", name, c.ns_per_op, c.cpu_ns_per_op,
+                c.allocations_per_op);
     std::fflush(stdout);
   }
 }
