@@ -788,7 +788,8 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_is_dropped_by_default
 }
 
 // shutdown_runtime: the first such exception shuts the runtime down, cancelling its tasks;
-// handlers posted afterwards are destroyed unrun.
+// a run() caller waiting on the started runtime returns; handlers posted afterwards are
+// destroyed unrun.
 BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_shuts_the_runtime_down_by_policy) {
   swarm::runtime_options o;
   o.worker_threads = 2;
@@ -803,8 +804,12 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_shuts_the_runtime_dow
   });
   BOOST_REQUIRE(eventually([&] { return task_started.load(); }));
   auto f = h.async_wait(asio::use_future);
+  runners run(rt, 1);
+  std::this_thread::sleep_for(20ms);
+  BOOST_TEST(!run.all_returned()); // waits while the runtime runs
   asio::post(rt.get_executor(), [] { throw std::runtime_error("boom"); });
   BOOST_TEST(eventually([&] { return rt.scheduler().is_shutdown(); }));
+  BOOST_TEST(run.join());
   BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
   bool cancelled = false;
   try {
