@@ -1,5 +1,6 @@
 #include <swarm/runtime.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -103,13 +104,24 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
   {
     std::unique_lock lock(mutex_);
     if (started_) {
-      // The owned workers drive the runtime: run() waits until it is stopped.
+      // The owned workers drive the runtime: run() waits until it is stopped or shut
+      // down. The unhandled-exception policy shuts the scheduler down from a worker
+      // without signalling stopped_cv_, hence the bounded waits.
       if (!limits.block)
         return 0;
-      if (limits.deadline)
-        stopped_cv_.wait_until(lock, *limits.deadline, [&] { return scheduler_->stop_requested() || !started_; });
-      else
-        stopped_cv_.wait(lock, [&] { return scheduler_->stop_requested() || !started_; });
+      const auto done = [&] {
+        return scheduler_->stop_requested() || !started_ || scheduler_->is_shutdown();
+      };
+      constexpr auto recheck = std::chrono::milliseconds(100);
+      while (!done()) {
+        auto until = std::chrono::steady_clock::now() + recheck;
+        if (limits.deadline) {
+          if (std::chrono::steady_clock::now() >= *limits.deadline)
+            break;
+          until = std::min(until, *limits.deadline);
+        }
+        stopped_cv_.wait_until(lock, until);
+      }
       return 0;
     }
   }
@@ -164,13 +176,16 @@ void runtime::stop() {
 
 bool runtime::stopped() const noexcept { return scheduler_->stop_requested(); }
 
+// Owned workers wait out a stop and go on when it is cleared (handle::launch), so
+// restart() brings them back as it lets run() callers in again.
 void runtime::restart() { scheduler_->clear_stop(); }
 
 void runtime::start() {
   std::lock_guard lock(mutex_);
-  if (started_ && !scheduler_->stop_requested())
-    return;
   scheduler_->clear_stop();
+  if (launched_)
+    return; // the owned workers are there (and resume if they were stopped)
+  launched_ = true;
   started_ = true;
   scheduler_->launch();
 }

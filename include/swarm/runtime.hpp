@@ -14,10 +14,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -127,7 +129,8 @@ private:
   detail::work_counter work_;
   std::mutex mutex_;
   std::condition_variable stopped_cv_;
-  bool started_ = false; // owned workers are running (start())
+  bool started_ = false;  // owned workers are running (start()); false after shutdown
+  bool launched_ = false; // start() launched them (once: they outlive a stop)
 };
 
 // A callable queued as a job, counting as outstanding work until it ran or was destroyed.
@@ -279,11 +282,7 @@ public:
         std::move(tmp)();
       } catch (...) {
         // As io_context: the exception leaves run() on this thread, not execute().
-        std::exception_ptr*& sink = detail::job_exception_sink();
-        if (sink && !*sink)
-          *sink = std::current_exception();
-        else
-          throw;
+        capture_inline_exception();
       }
       return;
     }
@@ -316,6 +315,25 @@ private:
   friend class runtime;
   template <class, unsigned>
   friend class basic_executor_type;
+
+  // Keeps the exception of a handler run inline for run() to rethrow, as io_context's
+  // capture_current_exception: the first is kept, a second turns it into
+  // multiple_exceptions, later ones are dropped. Rare; out of the hot path.
+  static void capture_inline_exception() {
+    std::exception_ptr* sink = detail::job_exception_sink();
+    if (!sink)
+      throw;
+    if (!*sink) {
+      *sink = std::current_exception();
+      return;
+    }
+    try {
+      std::rethrow_exception(*sink);
+    } catch (const boost::asio::multiple_exceptions&) {
+    } catch (...) {
+      *sink = std::make_exception_ptr(boost::asio::multiple_exceptions(*sink));
+    }
+  }
 
   constexpr basic_executor_type(runtime* rt, const Allocator& a, unsigned b) noexcept
       : Allocator(a), rt_(rt), bits_(b) {

@@ -4,11 +4,18 @@
 #include <boost/system/error_code.hpp>
 
 #include <climits>
+#include <optional>
 
 namespace swarm::detail {
 namespace {
 
 asio_shim::scheduler& sched(void* p) { return *static_cast<asio_shim::scheduler*>(p); }
+
+// The thread's handler-memory cache: its freed blocks live as long as the thread, so a
+// thread that drives workers again and again (run_one loops) keeps them. Installed on
+// Asio's call stack only while the thread drives a worker.
+thread_local asio_shim::handler_memory memory;
+thread_local std::optional<asio_shim::handler_memory::scope> memory_scope;
 
 } // namespace
 
@@ -21,23 +28,50 @@ io_driver::io_driver(boost::asio::execution_context& ctx, int concurrency_hint) 
   scheduler_ = &s;
 }
 
-void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) {
+void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) { park_counted(timeout, no_limit); }
+
+std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit) {
   asio_shim::scheduler& s = sched(scheduler_);
   boost::system::error_code ec;
+  // Runs what is ready without blocking, at most `max` handlers (poll_one runs one; with
+  // no limit, poll runs them all under fewer lock round trips).
+  auto poll_up_to = [&](std::size_t max) -> std::size_t {
+    if (max == no_limit)
+      return s.poll(ec);
+    std::size_t n = 0;
+    while (n < max && s.poll_one(ec) != 0)
+      ++n;
+    return n;
+  };
   if (timeout && timeout->count() == 0) {
-    // Runs what is ready, including a non-blocking epoll pass if the reactor is idle.
-    s.poll(ec);
-    return;
+    // Includes a non-blocking epoll pass if the reactor is idle.
+    return poll_up_to(limit);
   }
   long usec = -1; // epoll_wait with no timeout
   if (timeout) {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*timeout).count();
     usec = us <= 0 ? 1 : (us > LONG_MAX ? LONG_MAX : static_cast<long>(us));
   }
-  // Blocks in the reactor (we are the only thread in Asio's scheduler), runs one
-  // completion, then the rest of what became ready without blocking again.
-  if (s.wait_one(usec, ec))
-    s.poll(ec);
+  // Blocks in the reactor (we are the only thread in Asio's scheduler) and runs one
+  // completion, then, within the limit, the rest of what became ready without blocking.
+  std::size_t n = s.wait_one(usec, ec);
+  if (n != 0 && limit != 1)
+    n += poll_up_to(limit == no_limit ? no_limit : limit - 1);
+  return n;
+}
+
+void* io_driver::enter_worker() {
+  // A thread that already has an Asio thread context (ours from an outer drive, or an
+  // io_context's run) allocates from that one.
+  if (asio_shim::handler_memory::thread_has_one())
+    return nullptr;
+  memory_scope.emplace(memory);
+  return &memory_scope;
+}
+
+void io_driver::leave_worker(void* token) noexcept {
+  if (token)
+    memory_scope.reset();
 }
 
 void io_driver::unpark() {

@@ -61,6 +61,9 @@ struct context {
 
 thread_local context* current_context = nullptr;
 thread_local worker_metrics* current_metrics = nullptr;
+// Whether this thread is one of the threads launch() started (or one that took a worker
+// over from such a thread in block_in_place): it stays until shutdown.
+thread_local bool in_owned_thread = false;
 
 std::uint64_t seed_counter() noexcept {
   static std::atomic<std::uint64_t> n{0x9E3779B97F4A7C15ull};
@@ -108,7 +111,19 @@ struct worker_loop {
     }
   };
 
+  // One worker keeps every queued job in the order it was scheduled, as io_context's one
+  // thread does: the local queue holds only entries older than all of the inject queue's.
+  // A local push therefore goes behind the inject queue's entries when there are any (or
+  // when the ring is full, instead of overflowing half of it), and next_task takes the
+  // local queue first. One branch on a constant for several workers.
+  bool one_worker() const noexcept { return h.remotes_.size() == 1; }
+
   void push_local(header* t) {
+    if (one_worker() && (!h.inject_.is_empty() || own().queue.remaining_slots() == 0)) {
+      if (!h.inject_.push(t))
+        raw_task(t).drop_reference(); // closed: cancelled by shutdown
+      return;
+    }
     overflow o{h};
     if (own().queue.push_back_or_overflow(t, o) == push_outcome::overflowed_half)
       ++stats().overflow_count;
@@ -136,7 +151,8 @@ struct worker_loop {
   }
 
   header* next_task(core* c) {
-    if (c->tick % c->global_queue_interval == 0) {
+    // (One worker: its local queue is older than the inject queue, see push_local.)
+    if (c->tick % c->global_queue_interval == 0 && !one_worker()) {
       // Fairness: now and then look at the global queue first.
       tune_global_queue_interval(c);
       if (header* t = h.next_remote_task())
@@ -261,15 +277,16 @@ struct worker_loop {
   core* park_timeout(core* c, bool zero) {
     parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
     cx.core_slot = c;
+    // Handlers the driver runs count as polls of this drive (run_one runs one of them).
+    const std::size_t max = cx.limits->max_polls;
+    const std::size_t limit =
+        max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
     try {
-      if (zero)
-        p->park_timeout_zero();
-      else
-        p->park(cx.limits->deadline);
+      cx.polls += zero ? p->park_timeout_zero(limit) : p->park(cx.limits->deadline, limit);
     } catch (...) {
-      // A handler run by the driver threw: finish tidily, then leave and rethrow.
-      if (!cx.error)
-        cx.error = std::current_exception();
+      // A handler run by the driver threw: finish tidily, then leave and rethrow. Its own
+      // exception wins over one captured from an inline dispatch (as in job::poll).
+      cx.error = std::current_exception();
     }
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
@@ -421,7 +438,8 @@ struct worker_loop {
     ++w.stats().local_schedule_count;
     header* t = std::move(n).into_raw();
     bool should_notify;
-    if (is_yield || !c->lifo_enabled) {
+    // One worker runs jobs (Asio handlers) in the order they were posted: no LIFO slot.
+    if (is_yield || !c->lifo_enabled || (w.one_worker() && t->owner_id == job_owner_id)) {
       w.push_local(t);
       should_notify = true;
     } else {
@@ -482,7 +500,7 @@ void handle::launch() {
       ++active_workers_;
     }
     try {
-      blocking_.spawn_mandatory([this, i] { worker_job(i); });
+      blocking_.spawn_mandatory([this, i] { worker_job(i, true); });
     } catch (...) {
       worker_exited();
       throw;
@@ -490,8 +508,35 @@ void handle::launch() {
   }
 }
 
-void handle::worker_job(std::size_t index) {
-  run_worker(index);
+void handle::worker_job(std::size_t index, bool owned) {
+  // A thread the scheduler owns drives worker `index` until shutdown. On stop() it leaves
+  // the worker and waits here for clear_stop(), keeping its thread: a restart needs no new
+  // thread and cannot race one that is still leaving. (A thread that took over the worker
+  // of a run() caller in block_in_place just leaves on stop.) An exception that leaves the
+  // loop (a handler's: no run() caller is there to receive it) goes to the
+  // unhandled-exception policy, and the thread goes back to its worker.
+  static const run_limits forever;
+  in_owned_thread = owned;
+  for (;;) {
+    // Acquire: as in run_worker. Empty: another thread drives the worker (after a
+    // block_in_place hand-off) and this one is surplus, or shutdown took the core.
+    core* c = remotes_[index].core_slot.exchange(nullptr, std::memory_order_acq_rel);
+    if (!c)
+      break;
+    try {
+      run_core(c, forever);
+    } catch (...) {
+      handle_ref{this}.unhandled_exception(std::current_exception());
+      continue; // run_core gave the core back before rethrowing
+    }
+    if (!owned)
+      break;
+    std::unique_lock lock(shutdown_mutex_);
+    resumed_.wait(lock, [&] { return shutdown_started_ || !stop_requested(); });
+    if (shutdown_started_)
+      break;
+  }
+  in_owned_thread = false; // a blocking-pool thread: it may run other jobs next
   worker_exited();
 }
 
@@ -553,6 +598,16 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   const std::size_t index = c->index;
   remotes_[index].metrics.thread_id_hash.store(std::hash<std::thread::id>{}(std::this_thread::get_id()),
                                                std::memory_order_relaxed);
+  // The driver's per-thread state (Asio's handler-memory cache) for as long as we drive.
+  struct driver_scope {
+    driver* d;
+    void* token;
+    explicit driver_scope(driver* drv) : d(drv), token(drv ? drv->enter_worker() : nullptr) {}
+    ~driver_scope() {
+      if (d)
+        d->leave_worker(token);
+    }
+  } drv_scope(driver_.drv);
   context cx{this, index, nullptr, {}, &limits, 0, nullptr};
   context* prev = std::exchange(current_context, &cx);
   detail::worker_metrics* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
@@ -600,7 +655,13 @@ void handle::request_stop() {
   slot_freed_.notify_all();
 }
 
-void handle::clear_stop() noexcept { stopped_.store(false, std::memory_order_release); }
+void handle::clear_stop() noexcept {
+  stopped_.store(false, std::memory_order_release);
+  // Under the mutex: an owned worker checks the flag under it before it waits, so the
+  // notification cannot fall between its check and its wait.
+  std::lock_guard lock(shutdown_mutex_);
+  resumed_.notify_all();
+}
 
 bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
 
@@ -707,6 +768,7 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
       return;
     shutdown_started_ = true;
     slot_freed_.notify_all();
+    resumed_.notify_all();
   }
   close();
   // Cores no thread drives (never launched, or between hand-offs) are shut down here.
@@ -763,7 +825,7 @@ bool handle::begin_block_in_place() {
     ++active_workers_;
   }
   try {
-    blocking_.spawn_mandatory([this, i = cx->index] { worker_job(i); });
+    blocking_.spawn_mandatory([this, i = cx->index, owned = in_owned_thread] { worker_job(i, owned); });
   } catch (...) {
     worker_exited();
     // No thread to hand to: keep the core.

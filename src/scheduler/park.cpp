@@ -8,21 +8,21 @@
 
 namespace swarm::detail {
 
-void parker::park(std::optional<std::chrono::steady_clock::time_point> deadline) {
+std::size_t parker::park(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit) {
   // A wake-up already pending: consume it. Acquire pairs with the release in unpark, so
   // whatever the waker did before unparking is visible now.
   int expected = notified;
   if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire))
-    return;
+    return 0;
   if (driver_.try_lock()) {
     struct unlock_driver {
       shared_driver& d;
       ~unlock_driver() { d.unlock(); }
     } guard{driver_}; // a driver may throw (an Asio handler run inside it)
-    park_driver(deadline);
-  } else {
-    park_condvar(deadline);
+    return park_driver(deadline, limit);
   }
+  park_condvar(deadline);
+  return 0;
 }
 
 void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> deadline) {
@@ -51,12 +51,13 @@ void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> d
   }
 }
 
-void parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline) {
+std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline,
+                                std::size_t limit) {
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_driver, std::memory_order_acquire)) {
     assert(expected == notified);
     state_.store(empty, std::memory_order_relaxed);
-    return;
+    return 0;
   }
   struct reset_state {
     std::atomic<int>& s;
@@ -68,17 +69,17 @@ void parker::park_driver(std::optional<std::chrono::steady_clock::time_point> de
   if (deadline)
     timeout = std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                         *deadline - std::chrono::steady_clock::now()));
-  driver_.drv->park(timeout);
+  return driver_.drv->park_counted(timeout, limit);
 }
 
-void parker::park_timeout_zero() {
-  if (driver_.try_lock()) {
-    struct unlock_driver {
-      shared_driver& d;
-      ~unlock_driver() { d.unlock(); }
-    } guard{driver_};
-    driver_.drv->park(std::chrono::nanoseconds(0));
-  }
+std::size_t parker::park_timeout_zero(std::size_t limit) {
+  if (!driver_.try_lock())
+    return 0;
+  struct unlock_driver {
+    shared_driver& d;
+    ~unlock_driver() { d.unlock(); }
+  } guard{driver_};
+  return driver_.drv->park_counted(std::chrono::nanoseconds(0), limit);
 }
 
 void parker::unpark() {

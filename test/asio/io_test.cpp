@@ -4,6 +4,8 @@
 // Loopback only, every loop bounded in count, every run bounded in time.
 #include "support.hpp"
 
+#include <swarm/asio/boost_shim.hpp>
+
 #include <boost/asio/basic_datagram_socket.hpp>
 #include <boost/asio/basic_signal_set.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
@@ -401,6 +403,47 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(concurrent_channel_between_coroutines, Ex, executo
   f.check();
   BOOST_TEST(sums_ok == 2);
   BOOST_TEST(closed_seen);
+}
+
+// Handler-memory recycling (doc/design.md): a thread has Asio's per-thread handler-memory
+// cache installed while it drives a worker (in handlers, coroutines and completions, on
+// run() threads and owned workers alike), and only then.
+BOOST_AUTO_TEST_CASE(threads_driving_workers_have_asio_handler_memory) {
+  using swarm::detail::asio_shim::handler_memory;
+  BOOST_TEST(!handler_memory::thread_has_one());
+  std::atomic<int> seen{0}, with{0};
+  auto probe = [&] {
+    ++seen;
+    if (handler_memory::thread_has_one())
+      ++with;
+  };
+  {
+    swarm::runtime rt(1);
+    asio::post(rt.get_executor(), probe);
+    asio::co_spawn(
+        rt.get_executor(),
+        [&]() -> asio::awaitable<void> {
+          probe();
+          co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+          probe();
+        },
+        asio::detached);
+    timer_on<std::chrono::steady_clock, runtime::executor_type> t(rt.get_executor(), 1ms);
+    t.async_wait([&](error_code) { probe(); });
+    BOOST_TEST(run_bounded(rt));
+    BOOST_TEST(!handler_memory::thread_has_one()); // gone with the drive
+  }
+  BOOST_TEST(seen == 4);
+  BOOST_TEST(with == 4);
+
+  swarm::runtime_options o;
+  o.worker_threads = 2;
+  swarm::runtime rt(o);
+  rt.start();
+  for (int i = 0; i < 10; ++i)
+    asio::post(rt.get_executor(), probe);
+  BOOST_TEST(eventually([&] { return seen == 14; }));
+  BOOST_TEST(with == 14);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

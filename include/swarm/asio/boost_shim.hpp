@@ -5,6 +5,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/thread_context.hpp>
+#include <boost/asio/detail/thread_info_base.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/version.hpp>
 
@@ -36,6 +38,39 @@ inline reactor& install_reactor(boost::asio::execution_context& ctx, scheduler& 
   s.init_task();
   return r;
 }
+
+// Asio's per-thread handler-memory cache. Asio allocates awaitable frames,
+// executor_functions, cancellation handlers and parallel-group state through
+// thread_info_base::allocate(tag, top_of_thread_call_stack(), n): with a thread_info_base
+// on the thread's call stack a freed block is kept (a few per tag) and the next allocation
+// of that kind reuses it; with none, every allocation is operator new. Asio installs one
+// only inside its own run()/poll(); a thread driving a swarm worker installs this one for
+// as long as it drives (a nested Asio run() pushes its own above it).
+class handler_memory : private boost::asio::detail::thread_context {
+public:
+  handler_memory() = default;
+  handler_memory(const handler_memory&) = delete;
+  handler_memory& operator=(const handler_memory&) = delete;
+
+  // Whether the calling thread has any Asio thread context (then it has a cache already).
+  static bool thread_has_one() noexcept { return top_of_thread_call_stack() != nullptr; }
+
+  // A call-stack entry making `m` the calling thread's cache for its scope. Entries are
+  // strictly nested (the stack is a per-thread list); `m` must outlive the entry.
+  class scope {
+  public:
+    explicit scope(handler_memory& m) : entry_(&m, m.info_) {}
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+
+  private:
+    thread_call_stack::context entry_;
+  };
+
+private:
+  // Freed blocks, released when the handler_memory is destroyed.
+  boost::asio::detail::thread_info_base info_;
+};
 
 } // namespace swarm::detail::asio_shim
 

@@ -16,6 +16,11 @@ public:
   SWARM_DECL io_driver(boost::asio::execution_context& ctx, int concurrency_hint);
 
   SWARM_DECL void park(std::optional<std::chrono::nanoseconds> timeout) override;
+  SWARM_DECL std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout,
+                                      std::size_t limit) override;
+  // Installs the thread's Asio handler-memory cache, unless it has one.
+  SWARM_DECL void* enter_worker() override;
+  SWARM_DECL void leave_worker(void* token) noexcept override;
   SWARM_DECL void unpark() override;
   SWARM_DECL void shutdown() override;
 

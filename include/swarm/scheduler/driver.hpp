@@ -3,16 +3,32 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 
 namespace swarm::detail {
 
 class driver {
 public:
+  // No limit on the handlers a park may run.
+  static constexpr std::size_t no_limit = static_cast<std::size_t>(-1);
+
   virtual ~driver() = default;
   // Blocks until unpark(), an event, or the timeout (empty: no limit). Events it handles
   // may schedule tasks on the calling thread. A zero timeout polls without sleeping.
   virtual void park(std::optional<std::chrono::nanoseconds> timeout) = 0;
+  // As park(), but runs at most `limit` (>= 1) handlers of its own (Asio completions) and
+  // returns how many it ran, so that run_one / poll_one count them (io_context's loop
+  // control). A driver that runs no handlers keeps this default.
+  virtual std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t /*limit*/) {
+    park(timeout);
+    return 0;
+  }
+  // A thread starts driving one of the scheduler's workers (enter_worker) and stops
+  // (leave_worker, given what enter_worker returned); calls nest. The Asio driver gives
+  // the thread its handler-memory cache here.
+  virtual void* enter_worker() { return nullptr; }
+  virtual void leave_worker(void* /*token*/) noexcept {}
   // Interrupts a park in progress, or makes the next one return at once. Thread-safe.
   virtual void unpark() = 0;
   // The runtime is shutting down; called once, by the thread holding the driver slot.

@@ -17,9 +17,10 @@
 
 namespace swarm::detail {
 
-// Where a job's exception goes: set by the thread that polls jobs (an io_context-style
-// run() rethrows it). Without a sink the exception is handed to std::terminate, as an
-// exception escaping a thread would be.
+// Where a job's exception goes: set by every thread that drives a worker; the drive
+// leaves and rethrows it (io_context's run(); owned workers apply the runtime's
+// unhandled-exception policy instead). Only a job polled with no sink, which no driving
+// thread does, hands its exception to std::terminate.
 SWARM_DECL std::exception_ptr*& job_exception_sink() noexcept;
 
 template <class Fn>
@@ -51,7 +52,10 @@ struct job {
     try {
       std::move(fn)();
     } catch (...) {
-      if (std::exception_ptr* sink = job_exception_sink(); sink && !*sink)
+      // The handler's own exception wins over one an inline dispatch inside it captured
+      // earlier, as in io_context (whose pending exception is dropped when the handler
+      // throws past it).
+      if (std::exception_ptr* sink = job_exception_sink())
         *sink = std::current_exception();
       else
         std::terminate();

@@ -77,7 +77,9 @@ public:
   handle(const handle&) = delete;
   handle& operator=(const handle&) = delete;
 
-  // Starts one thread per worker (through the blocking pool, as Tokio does).
+  // Starts one thread per worker (through the blocking pool, as Tokio does). They run until
+  // shutdown: request_stop() parks them until clear_stop(). An exception from a handler on
+  // them goes to options().unhandled_exception.
   SWARM_DECL void launch();
 
   // Drives worker `index` on the calling thread until shutdown, or until block_in_place
@@ -89,7 +91,8 @@ public:
   // a job or by a handler the driver ran, after leaving the worker in order.
   SWARM_DECL std::size_t drive(const run_limits& limits);
 
-  // Makes every drive leave as soon as it can (io_context::stop); clear_stop() undoes it.
+  // Makes every drive leave as soon as it can (io_context::stop); clear_stop() undoes it
+  // and resumes the launched threads.
   SWARM_DECL void request_stop();
   SWARM_DECL void clear_stop() noexcept;
   bool stop_requested() const noexcept { return stopped_.load(std::memory_order_acquire); }
@@ -164,7 +167,7 @@ private:
   void pre_shutdown(core* c);
   void shutdown_core(core* c);
   header* next_remote_task();
-  void worker_job(std::size_t index);
+  void worker_job(std::size_t index, bool owned);
   void worker_exited();
   std::size_t run_core(core* c, const run_limits& limits);
   void return_core(core* c);
@@ -186,6 +189,7 @@ private:
   std::mutex shutdown_mutex_;
   std::condition_variable workers_done_;
   std::condition_variable slot_freed_; // a core went back to its slot, or stop/shutdown
+  std::condition_variable resumed_;    // clear_stop or shutdown: stopped owned workers go on
   std::vector<core*> shutdown_cores_;  // under shutdown_mutex_
   std::size_t active_workers_ = 0;     // worker loops running; under shutdown_mutex_
   bool all_cores_shut_down_ = false;   // under shutdown_mutex_

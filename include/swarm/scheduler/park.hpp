@@ -37,10 +37,11 @@ public:
   parker& operator=(const parker&) = delete;
 
   // Sleeps until unpark() or the deadline; returns at once if an unpark is pending. May
-  // return spuriously.
-  SWARM_DECL void park(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
-  // Polls the driver without sleeping, if it is free.
-  SWARM_DECL void park_timeout_zero();
+  // return spuriously. Returns the number of handlers the driver ran (at most `limit`).
+  SWARM_DECL std::size_t park(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+                              std::size_t limit = driver::no_limit);
+  // Polls the driver without sleeping, if it is free; returns as park().
+  SWARM_DECL std::size_t park_timeout_zero(std::size_t limit = driver::no_limit);
   // Wakes the parked thread, or makes its next park return at once. Thread-safe.
   SWARM_DECL void unpark();
   // Wakes the thread for good (the scheduler is shutting down). The driver is shut down
@@ -51,7 +52,7 @@ private:
   enum : int { empty, parked_condvar, parked_driver, notified };
 
   void park_condvar(std::optional<std::chrono::steady_clock::time_point> deadline);
-  void park_driver(std::optional<std::chrono::steady_clock::time_point> deadline);
+  std::size_t park_driver(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit);
 
   std::atomic<int> state_{empty};
   std::mutex mutex_;

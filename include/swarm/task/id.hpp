@@ -33,7 +33,9 @@ private:
 };
 
 // The id of the task this thread is running, or destroying a future or output of; empty
-// elsewhere (including inside block_on, which is not a task).
+// elsewhere. block_on runs its awaitable as a spawned task, so inside the awaitable this
+// is that task's id; the thread that called block_on, while it waits or drives the
+// runtime between polls, is in no task.
 SWARM_DECL std::optional<task_id> try_current_task_id() noexcept;
 
 // As try_current_task_id(), but throws std::logic_error outside a task.
