@@ -273,7 +273,7 @@ public:
   // runtime, as io_context does; otherwise queues it. Per handler; hot.
   template <class F>
   void execute(F&& f) const {
-    if ((bits_ & bits::blocking_never) == 0 && rt_->running_in_this_thread()) {
+    if ((bits_ & bits::blocking_never) == 0 && !detail::in_io_driver && rt_->running_in_this_thread()) {
       try {
         std::decay_t<F> tmp(std::forward<F>(f));
         std::move(tmp)();

@@ -24,6 +24,10 @@ io_driver::io_driver(boost::asio::execution_context& ctx, int concurrency_hint) 
 void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) {
   asio_shim::scheduler& s = sched(scheduler_);
   boost::system::error_code ec;
+  struct driver_scope {
+    driver_scope() noexcept { in_io_driver = true; }
+    ~driver_scope() { in_io_driver = false; }
+  } scope;
   if (timeout && timeout->count() == 0) {
     // Runs what is ready, including a non-blocking epoll pass if the reactor is idle.
     s.poll(ec);

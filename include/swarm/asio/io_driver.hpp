@@ -10,6 +10,11 @@
 
 namespace swarm::detail {
 
+// True on a worker while it runs Asio's scheduler (completions are being collected).
+// Handlers completing there are queued as jobs rather than run inline, so that a batch of
+// I/O completions spreads over the workers instead of running on the driver's thread.
+inline thread_local bool in_io_driver = false;
+
 class io_driver final : public driver {
 public:
   // Installs Asio's scheduler and reactor in `ctx`; call first in the context's constructor.
