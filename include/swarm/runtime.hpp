@@ -296,7 +296,7 @@ public:
   void on_work_finished() const noexcept { rt_->work_finished(); }
   template <class F, class A>
   void dispatch(F&& f, const A&) const {
-    if (rt_->running_in_this_thread()) {
+    if (!detail::in_io_driver && rt_->running_in_this_thread()) {
       std::decay_t<F> tmp(std::forward<F>(f));
       std::move(tmp)();
       return;
