@@ -277,6 +277,12 @@ public:
   template <class F>
   void execute(F&& f) const {
     if ((bits_ & bits::blocking_never) == 0 && rt_->running_in_this_thread()) {
+      if (detail::io_driver_here.inside) {
+        // An I/O completion: queued, so that other workers can take it (see io_driver).
+        ++detail::io_driver_here.queued;
+        rt_->post_job(std::forward<F>(f), false);
+        return;
+      }
       try {
         std::decay_t<F> tmp(std::forward<F>(f));
         std::move(tmp)();
@@ -295,7 +301,7 @@ public:
   void on_work_finished() const noexcept { rt_->work_finished(); }
   template <class F, class A>
   void dispatch(F&& f, const A&) const {
-    if (rt_->running_in_this_thread()) {
+    if (!detail::io_driver_here.inside && rt_->running_in_this_thread()) {
       std::decay_t<F> tmp(std::forward<F>(f));
       std::move(tmp)();
       return;

@@ -17,6 +17,12 @@ asio_shim::scheduler& sched(void* p) { return *static_cast<asio_shim::scheduler*
 thread_local asio_shim::handler_memory memory;
 thread_local std::optional<asio_shim::handler_memory::scope> memory_scope;
 
+// Of the `ops` Asio ran, those that ran a handler here rather than queue one. A handler
+// run here may itself queue several, hence the floor at zero.
+std::size_t handlers_run(std::size_t ops) noexcept {
+  return ops > io_driver_here.queued ? ops - io_driver_here.queued : 0;
+}
+
 } // namespace
 
 io_driver::io_driver(boost::asio::execution_context& ctx, int concurrency_hint) {
@@ -33,6 +39,13 @@ void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) { park_cou
 std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit) {
   asio_shim::scheduler& s = sched(scheduler_);
   boost::system::error_code ec;
+  // Handlers whose executor is this runtime's are queued as jobs while we are in here
+  // (runtime::executor_type::execute): Asio counts them as run, we do not; they count when
+  // their job runs.
+  struct driver_scope {
+    driver_scope() noexcept { io_driver_here = {true, 0}; }
+    ~driver_scope() { io_driver_here = {}; }
+  } scope;
   // Runs what is ready without blocking, at most `max` handlers (poll_one runs one; with
   // no limit, poll runs them all under fewer lock round trips).
   auto poll_up_to = [&](std::size_t max) -> std::size_t {
@@ -45,7 +58,7 @@ std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> time
   };
   if (timeout && timeout->count() == 0) {
     // Includes a non-blocking epoll pass if the reactor is idle.
-    return poll_up_to(limit);
+    return handlers_run(poll_up_to(limit));
   }
   long usec = -1; // epoll_wait with no timeout
   if (timeout) {
@@ -57,7 +70,7 @@ std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> time
   std::size_t n = s.wait_one(usec, ec);
   if (n != 0 && limit != 1)
     n += poll_up_to(limit == no_limit ? no_limit : limit - 1);
-  return n;
+  return handlers_run(n);
 }
 
 void* io_driver::enter_worker() {

@@ -16,6 +16,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
@@ -25,7 +26,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <csignal>
+#include <cstring>
+#include <thread>
+#include <vector>
 #include <string>
 
 namespace asio = boost::asio;
@@ -444,6 +449,68 @@ BOOST_AUTO_TEST_CASE(threads_driving_workers_have_asio_handler_memory) {
     asio::post(rt.get_executor(), probe);
   BOOST_TEST(eventually([&] { return seen == 14; }));
   BOOST_TEST(with == 14);
+}
+
+// --- I/O completions and the workers ---------------------------------------------------------
+
+// Completions collected by the worker holding the I/O driver are queued, not run inline
+// there (asio-integration.md §2.5, point 5), so other workers take their share: with eight
+// connections whose handlers each burn CPU, two handlers run at the same time. When they
+// ran inline in the driver, every I/O handler ran on the driver's thread, one at a time.
+BOOST_AUTO_TEST_CASE(io_completions_spread_over_the_workers) {
+  constexpr int clients = 8, round_trips = 40;
+  runtime rt{2};
+  tcp::acceptor acceptor(rt.get_executor(), loopback_tcp);
+  const unsigned short port = acceptor.local_endpoint().port();
+  std::atomic<int> running{0}, most{0};
+  failures f;
+  auto session = [&](tcp::socket s) -> asio::awaitable<void> {
+    char buf[64];
+    for (;;) {
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (ec)
+        co_return;
+      const int now = ++running;
+      for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+      }
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      --running;
+      co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
+    }
+  };
+  asio::co_spawn(
+      rt,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < clients; ++i)
+          asio::co_spawn(rt, session(co_await acceptor.async_accept(asio::use_awaitable)), f.handler());
+      },
+      f.handler());
+  runners run(rt, 2);
+  // Blocking clients on threads of their own, outside the runtime.
+  std::atomic<int> echoed{0};
+  std::vector<std::thread> client_threads;
+  for (int c = 0; c < clients; ++c) {
+    client_threads.emplace_back([&] {
+      asio::io_context io;
+      tcp::socket s(io);
+      s.connect({asio::ip::address_v4::loopback(), port});
+      char out[16] = "ping", in[16];
+      for (int i = 0; i < round_trips; ++i) {
+        asio::write(s, asio::buffer(out));
+        asio::read(s, asio::buffer(in));
+        echoed += std::memcmp(in, out, sizeof out) == 0;
+      }
+      s.shutdown(tcp::socket::shutdown_both);
+    });
+  }
+  for (auto& t : client_threads)
+    t.join();
+  BOOST_TEST(run.join());
+  f.check();
+  BOOST_TEST(echoed == clients * round_trips);
+  BOOST_TEST(most.load() >= 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -10,6 +10,16 @@
 
 namespace swarm::detail {
 
+// Per thread: whether it is inside the I/O driver (running Asio's scheduler), and how many
+// completions it queued as jobs there. Handlers completing in the driver are queued rather
+// than run inline, so that a batch of I/O completions spreads over the workers instead of
+// running one by one on the driver's thread (asio-integration.md §2.5, point 5).
+struct io_driver_thread_state {
+  bool inside = false;
+  std::size_t queued = 0;
+};
+inline thread_local io_driver_thread_state io_driver_here;
+
 class io_driver final : public driver {
 public:
   // Installs Asio's scheduler and reactor in `ctx`; call first in the context's constructor.
