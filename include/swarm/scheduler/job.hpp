@@ -6,6 +6,7 @@
 #pragma once
 
 #include <swarm/detail/config.hpp>
+#include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/raw_task.hpp>
 
@@ -29,6 +30,11 @@ struct job {
   Fn fn;
 
   static const struct vtable vtable;
+
+  // Jobs come from the task cells' per-thread cache (one per posted handler; hot).
+  static constexpr std::size_t alignment = alignof(Fn) > cell_block_alignment ? alignof(Fn) : cell_block_alignment;
+  static void* operator new(std::size_t n) { return allocate_cell(n, alignment); }
+  static void operator delete(void* p, std::size_t n) noexcept { deallocate_cell(p, n, alignment); }
 
   // Allocates a job; the header* carries its only reference.
   template <class F>
