@@ -4,6 +4,7 @@
 #pragma once
 
 #include <swarm/asio/boost_shim.hpp>
+#include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/runtime.hpp>
@@ -189,35 +190,19 @@ private:
   }
 
   // Not under mutex_: a runtime that is shutting down drops the job inline, and the
-  // dropped job goes on to decide().
-  void send_delivery() { rt_->post_job(decide_job{this}, false); }
-
-  // Runs on a runtime worker; hops to the in-flight handler's executor. Run or dropped
-  // (a runtime shutting down drops its jobs), it goes on: a wait must always complete.
-  struct decide_job {
-    join_waiter* w;
-    explicit decide_job(join_waiter* ww) noexcept : w(ww) {}
-    decide_job(decide_job&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
-    decide_job& operator=(decide_job&&) = delete;
-    ~decide_job() {
-      if (w) {
-        try {
-          run();
-        } catch (...) {
-        }
-      }
-    }
-    void operator()() { run(); }
-    void run() {
-      join_waiter* ww = std::exchange(w, nullptr);
-      boost::asio::any_completion_executor ex;
-      {
-        std::lock_guard lock(ww->mutex_);
-        ex = boost::asio::get_associated_executor(*ww->inflight_handler_);
-      }
-      boost::asio::dispatch(ex, decide_fn{ww});
-    }
-  };
+  // dropped job goes on too. The job hops to the in-flight handler's executor, where
+  // decide() runs: a wait must always complete.
+  void send_delivery() {
+    rt_->post_job(must_run_job([w = this] {
+                    boost::asio::any_completion_executor ex;
+                    {
+                      std::lock_guard lock(w->mutex_);
+                      ex = boost::asio::get_associated_executor(*w->inflight_handler_);
+                    }
+                    boost::asio::dispatch(ex, decide_fn{w});
+                  }),
+                  false);
+  }
 
   // On the handler's executor. Holds the reference taken by prepare_delivery.
   struct decide_fn {
@@ -336,35 +321,20 @@ private:
     w_wake_by_ref(p);
     static_cast<join_waiter*>(p)->unref();
   }
-  // The job the join waker queues. Run or not (a runtime shutting down drops its queued
-  // jobs, and the join waker fires exactly then, when shutdown cancels the task), it reads
-  // the outcome: a pending wait must complete, and the reference must be given back.
-  struct wake_job {
-    join_waiter* w;
-    explicit wake_job(join_waiter* ww) noexcept : w(ww) {}
-    wake_job(wake_job&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
-    wake_job& operator=(wake_job&&) = delete;
-    ~wake_job() {
-      if (w) {
-        try {
-          run();
-        } catch (...) {
-        }
-      }
-    }
-    void operator()() { run(); }
-    void run() {
-      struct release {
-        join_waiter* w;
-        ~release() { w->unref(); }
-      } guard{std::exchange(w, nullptr)};
-      guard.w->on_complete();
-    }
-  };
   static void w_wake_by_ref(void* p) {
     auto* w = static_cast<join_waiter*>(p);
     w->ref();
-    w->rt_->post_job(wake_job(w), false);
+    // Run or dropped (a runtime shutting down drops its queued jobs, and the join waker
+    // fires exactly then, when shutdown cancels the task), it reads the outcome: a pending
+    // wait must complete, and the reference must be given back.
+    w->rt_->post_job(must_run_job([w] {
+                       struct release {
+                         join_waiter* w;
+                         ~release() { w->unref(); }
+                       } guard{w};
+                       w->on_complete();
+                     }),
+                     false);
   }
   static void w_drop(void* p) noexcept { static_cast<join_waiter*>(p)->unref(); }
   static constexpr waker_vtable vtable{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};

@@ -42,6 +42,7 @@
 #pragma once
 
 #include <swarm/abort_handle.hpp>
+#include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/join_handle.hpp>
 #include <swarm/runtime.hpp>
@@ -83,35 +84,15 @@ inline std::exception_ptr join_set_aborted_error() {
   return std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted));
 }
 
-// Queued as a runtime job: when it runs, or when it is destroyed unrun (a runtime that shuts
-// down drops its queued jobs), it dispatches `Step` to the step's executor, so a wait always
-// completes (a use_future waiter must never see a broken promise).
+// Queued as a runtime job that runs even when dropped (must_run_job): dispatches `step`
+// to its executor, so a wait always completes.
 template <class Step>
-class dispatch_job {
-public:
-  explicit dispatch_job(Step s) : step_(std::move(s)) {}
-  dispatch_job(dispatch_job&& o) noexcept : step_(std::move(o.step_)) { o.step_.reset(); }
-  dispatch_job& operator=(dispatch_job&&) = delete;
-  ~dispatch_job() {
-    if (step_) {
-      try {
-        run();
-      } catch (...) {
-      }
-    }
-  }
-  void operator()() { run(); }
-
-private:
-  void run() {
-    Step s = std::move(*step_);
-    step_.reset();
+auto dispatch_job(Step step) {
+  return must_run_job([s = std::move(step)]() mutable {
     auto ex = s.executor();
     boost::asio::dispatch(ex, std::move(s));
-  }
-
-  std::optional<Step> step_;
-};
+  });
+}
 
 // The state shared by a join_set, its entries, their wakers, queued deliveries and the
 // cancellation handlers installed in waits' slots. Every member marked "under mutex_" is
@@ -474,9 +455,9 @@ private:
   }
 
   void post_completion(handler_type h, std::exception_ptr e) {
-    rt_->post_job(dispatch_job<completion>(completion(std::move(h), std::move(e))), false);
+    rt_->post_job(dispatch_job(completion(std::move(h), std::move(e))), false);
   }
-  void post_delivery(delivery d) { rt_->post_job(dispatch_job<delivery>(std::move(d)), false); }
+  void post_delivery(delivery d) { rt_->post_job(dispatch_job(std::move(d)), false); }
 
   // The join waker of an entry. Runs on the thread that completes the task (any worker, a
   // blocking thread, shutdown), or inline in add() if the task was already complete.
