@@ -44,13 +44,37 @@ runtime& runtime_of(const Executor& ex) {
 }
 
 // co_spawn's completion handler for an Asio task. It runs inside the task's drain (its
-// executor is the task's), where it hands the result to the live future; in strand mode
-// (the task was already cancelled) the result has nowhere to go and is dropped.
+// executor is the task's), where it hands the result to the live future.
+//
+// It also owns the end of co_spawn's cancellation proxy: co_spawn installs that proxy in the
+// task's abort slot, and every frame of the coroutine points into the proxy's signal. The
+// handler is a parameter of co_spawn's entry frame, destroyed after that frame's promise and
+// after every frame above it, so a handler destroyed without having delivered (the coroutine
+// was dropped: at shutdown, or by an operation that destroyed its handler) is the point where
+// no frame can reach the proxy any more, and frees it there. A delivered result is followed
+// by the future's own clear, when the poll that ran it sees the task done.
 template <class V>
 struct spawn_completion {
   header* h;
   using executor_type = task_executor;
   using cancellation_slot_type = boost::asio::cancellation_slot;
+
+  explicit spawn_completion(header* task) noexcept : h(task) {}
+  spawn_completion(spawn_completion&& o) noexcept : h(std::exchange(o.h, nullptr)) {}
+  spawn_completion& operator=(spawn_completion&&) = delete;
+  ~spawn_completion() {
+    if (!h)
+      return;
+    // Dropped without delivering. Inside the live task, the join must still resolve: the
+    // coroutine ended without a result, which the joiner sees as its error.
+    if (task_future<V>* f = live_future())
+      f->deliver(std::make_exception_ptr(std::logic_error(
+                     "swarm: the task's coroutine was destroyed before it completed (an operation it awaited "
+                     "dropped its handler)")),
+                 V{});
+    else
+      task_sched::of(h).abort_signal().slot().clear();
+  }
 
   executor_type get_executor() const noexcept { return task_executor(task_sched::of(h).rt(), h); }
   cancellation_slot_type get_cancellation_slot() const noexcept { return task_sched::of(h).abort_signal().slot(); }
@@ -62,10 +86,19 @@ struct spawn_completion {
   }
 
 private:
-  void deliver(std::exception_ptr e, V v) {
+  // The future of this task, if the current drain is its poll (not strand mode).
+  task_future<V>* live_future() const noexcept {
     const drain_scope* d = drain_scope::current();
     if (d && d->future && d->queue == &task_sched::of(h).queue())
-      static_cast<task_future<V>*>(d->future)->deliver(std::move(e), std::move(v));
+      return static_cast<task_future<V>*>(d->future);
+    return nullptr;
+  }
+
+  void deliver(std::exception_ptr e, V v) {
+    if (task_future<V>* f = live_future()) {
+      f->deliver(std::move(e), std::move(v));
+      h = nullptr; // the poll that ran us clears the slot
+    }
   }
 };
 
@@ -77,19 +110,18 @@ join_handle<T> spawn_coroutine(runtime& rt, Make&& make, std::source_location lo
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
   multi_thread::handle& sched = rt.scheduler();
+  // The coroutine's entry is queued on the task's executor before the task is published
+  // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
+  // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
+  auto launch = [&](header* h) {
+    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<V>(h));
+  };
   bind_result<task_future<V>, task_sched> b =
-      sched.owned().bind(task_future<V>(&rt), task_sched(&rt), id, loc, sched.terminate_hook());
-  header* h = b.join.raw().get();
-  cell<task_future<V>, task_sched>::stage_of(h).future().attach(h);
+      sched.owned().bind(task_future<V>(&rt), task_sched(&rt), id, loc, sched.terminate_hook(), launch);
   join_handle<T> jh(&rt, std::move(b.join));
-  if (b.first) {
-    // The coroutine's entry is queued on the task's executor; the first poll runs it.
-    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<V>{h});
-    sched.run_spawn_hook(task_meta{id, loc});
+  sched.run_spawn_hook(task_meta{id, loc});
+  if (b.first)
     sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
-  } else {
-    sched.run_spawn_hook(task_meta{id, loc});
-  }
   return jh;
 }
 
@@ -149,8 +181,6 @@ join_handle<typename callable_future<Fn>::result_type> spawn_callable(runtime& r
   const task_id id = task_id::next();
   multi_thread::handle& sched = rt.scheduler();
   bind_result<F, task_sched> b = sched.owned().bind(F(&rt, std::move(fn)), task_sched(&rt), id, loc, sched.terminate_hook());
-  header* h = b.join.raw().get();
-  cell<F, task_sched>::stage_of(h).future().attach(h);
   join_handle<typename F::result_type> jh(&rt, std::move(b.join));
   sched.run_spawn_hook(task_meta{id, loc});
   if (b.first)

@@ -55,8 +55,11 @@ struct drain_scope {
   drain_scope& operator=(const drain_scope&) = delete;
 };
 
-// Start state of an Asio task.
-enum : int { task_not_started = 0, task_started = 1, task_aborted_before_start = 2 };
+// Start state of an Asio task. Only a task_started task runs what is queued on it; the
+// others destroy it unrun (a coroutine that never started, or one whose task was dropped
+// unfinished at shutdown, never resumes: as Tokio drops a future, and as io_context's
+// shutdown destroys handlers).
+enum : int { task_not_started = 0, task_started = 1, task_aborted_before_start = 2, task_dropped = 3 };
 
 class task_sched {
 public:
@@ -128,10 +131,12 @@ public:
       return;
     if (h_ && !done_) {
       // Dropped before the coroutine delivered (aborted before start, or shutdown). We
-      // hold `running`: no drain runs. Free co_spawn's cancellation proxy (it holds an
-      // executor, so a reference to this very task). Then no poll will drain the queue
-      // again: a pending count means a drainer is owed, and the responsibility is ours.
-      task_sched::of(h_).abort_signal().slot().clear();
+      // hold `running`: no drain runs. From now on nothing queued on the task runs; it is
+      // destroyed, and with it the coroutine's frames. co_spawn's cancellation proxy stays
+      // until then (the frames point into it): spawn_completion frees it when the entry
+      // frame goes. No poll will drain the queue again: a pending count means a drainer is
+      // owed, and the responsibility is ours.
+      task_sched::of(h_).start_state().store(task_dropped, std::memory_order_release);
       if (task_sched::of(h_).queue().to_strand_mode() != 0) {
         h_->state.ref_inc();
         post_strand_drain(h_);

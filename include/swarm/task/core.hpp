@@ -37,6 +37,12 @@ concept future = requires(F& f, poll_context& cx) {
   { f.poll(cx) } -> std::same_as<std::optional<typename F::output_type>>;
 };
 
+// A future that needs its own task (its scheduler value, its queue) declares
+// attach(header*). The cell calls it once, right after constructing the future and before
+// the task is handed to anyone: a task is complete before another thread can see it.
+template <class F>
+concept attaching_future = requires(F& f, header* h) { f.attach(h); };
+
 // A task's result: its value, or the join_error that replaced it. Destroying it may throw
 // when T's destructor may (tasks report that as a panic where Tokio does).
 template <class T>
@@ -252,6 +258,8 @@ struct cell {
     ::new (p + layout::identity_offset) task_identity(ident);
     trailer* t = ::new (p + layout::trailer_offset) trailer();
     t->on_terminate = on_terminate;
+    if constexpr (attaching_future<F>)
+      stage_of(h).future().attach(h);
     return h;
   }
 

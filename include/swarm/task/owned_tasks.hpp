@@ -73,6 +73,11 @@ private:
   header* tail_ = nullptr;
 };
 
+// The default of bind's before_publish: nothing to finish.
+struct no_before_publish {
+  void operator()(header*) const noexcept {}
+};
+
 template <class F, class S>
 struct bind_result {
   raw_join_handle<typename F::output_type> join;
@@ -109,14 +114,16 @@ public:
   // Creates a task and binds it to this list. If the list is closed, the task is cancelled
   // before it ever runs and only the join handle is returned.
   // The task's own scheduler type S2 may differ from S (a runtime layer may store more per
-  // task); the list only holds headers.
-  template <future F, task_scheduler S2 = S>
+  // task); the list only holds headers. `before_publish(header*)` finishes the task while
+  // this thread alone can reach it: once linked, a shutdown on another thread may cancel it.
+  template <future F, task_scheduler S2 = S, class Init = no_before_publish>
   bind_result<F, S2> bind(F f, S2 s, task_id id,
                           std::source_location location = std::source_location::current(),
-                          const task_hook* on_terminate = nullptr) {
+                          const task_hook* on_terminate = nullptr, Init&& before_publish = {}) {
     new_task_result<F, S2> t = new_task(std::move(f), std::move(s), id, location, on_terminate);
     // Exclusive: the task is not yet published.
     t.owned.get()->owner_id = id_;
+    before_publish(t.owned.get());
     shard& sh = shard_for(id);
     {
       std::unique_lock lock(sh.mutex);
