@@ -27,7 +27,7 @@ using swarm::runtime;
 namespace {
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int rounds = 150;
+constexpr int rounds = 500;
 constexpr auto time_budget = 25s;
 #else
 constexpr int rounds = 2000;
