@@ -55,7 +55,8 @@ void* counted_alloc(std::size_t n, std::size_t align) {
     alloc_count.fetch_add(1, std::memory_order_relaxed);
   if (n == 0)
     n = 1;
-  void* p = align <= alignof(std::max_align_t) ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+  void* p = align <= alignof(std::max_align_t) ? std::malloc(n)
+                                               : std::aligned_alloc(align, (n + align - 1) / align * align);
   return p;
 }
 } // namespace
@@ -91,14 +92,14 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 namespace {
 
-constexpr int num_spawn = 10'000;     // spawn_many_*
-constexpr int num_pings = 1'000;      // ping_pong
-constexpr int num_yield_tasks = 200;  // yield_many
-constexpr int num_yields = 1'000;     // yield_many, per task
-constexpr int chain_depth = 1'000;    // chained_spawn
+constexpr int num_spawn = 10'000;       // spawn_many_*
+constexpr int num_pings = 1'000;        // ping_pong
+constexpr int num_yield_tasks = 200;    // yield_many
+constexpr int num_yields = 1'000;       // yield_many, per task
+constexpr int chain_depth = 1'000;      // chained_spawn
 constexpr long skynet_size = 1'000'000; // leaves: 10 children per node, depth 6
-constexpr int op_batch = 20'000;      // per-operation shapes: operations per timed sample
-constexpr auto shape_timeout = 60s;   // any wait of the bench thread
+constexpr int op_batch = 20'000;        // per-operation shapes: operations per timed sample
+constexpr auto shape_timeout = 60s;     // any wait of the bench thread
 
 struct config {
   int workers = static_cast<int>(std::thread::hardware_concurrency());
@@ -130,7 +131,8 @@ T get_bounded(std::future<T>& f, const char* what) {
 void measure(const config& cfg, const char* rt_name, const char* shape, int workers,
              const std::function<std::int64_t()>& iteration) {
   const auto start = clock_type::now();
-  for (int n = 0; n < 2 || (clock_type::now() - start < std::chrono::milliseconds(cfg.warmup_ms) && n < 10'000); ++n)
+  for (int n = 0;
+       n < 2 || (clock_type::now() - start < std::chrono::milliseconds(cfg.warmup_ms) && n < 10'000); ++n)
     iteration();
   for (int i = 0; i < cfg.iters; ++i) {
     const std::int64_t ns = iteration();
@@ -265,7 +267,8 @@ std::int64_t remote_spawn_and_await(Sys& sys) {
     std::vector<std::future<void>> fs;
     fs.reserve(num_spawn);
     for (int i = 0; i < num_spawn; ++i)
-      fs.push_back(asio::co_spawn(ex, []() -> asio::awaitable<void> { co_return; }, asio::use_future));
+      fs.push_back(asio::co_spawn(
+          ex, []() -> asio::awaitable<void> { co_return; }, asio::use_future));
     for (auto& f : fs)
       get_bounded(f, "spawn_many_remote");
   }
@@ -492,7 +495,8 @@ void op_shape(const config& cfg, const std::string& s) {
           auto jh = swarm::spawn(ex, []() -> asio::awaitable<void> { co_return; });
           co_await std::move(jh);
         } else {
-          co_await asio::co_spawn(ex, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
+          co_await asio::co_spawn(
+              ex, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
         }
       }
     });
@@ -552,9 +556,12 @@ void op_shape(const config& cfg, const std::string& s) {
     per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
       for (int i = 0; i < n; ++i) {
         if constexpr (std::is_same_v<Sys, swarm_sys>)
-          co_await swarm::spawn(ex, []() -> asio::awaitable<void> { co_return; }).async_wait(asio::use_awaitable);
+          co_await swarm::spawn(ex, []() -> asio::awaitable<void> {
+            co_return;
+          }).async_wait(asio::use_awaitable);
         else
-          co_await asio::co_spawn(ex, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
+          co_await asio::co_spawn(
+              ex, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
       }
     });
   } else if (s == "op_abort_join") {
@@ -613,8 +620,8 @@ void scale(int workers, int tasks) {
     std::this_thread::sleep_for(1ms);
   const std::int64_t spawn_ns = ns_since(t0);
   if (waiting.load() < tasks) {
-    std::fprintf(stderr, "public_shapes: scale: only %d of %d tasks waiting after %lld s\n", waiting.load(), tasks,
-                 static_cast<long long>(shape_timeout.count()));
+    std::fprintf(stderr, "public_shapes: scale: only %d of %d tasks waiting after %lld s\n", waiting.load(),
+                 tasks, static_cast<long long>(shape_timeout.count()));
     std::_Exit(3);
   }
   std::this_thread::sleep_for(100ms); // let the last tasks reach their timer wait
@@ -624,7 +631,8 @@ void scale(int workers, int tasks) {
   const std::int64_t shutdown_ns = ns_since(t1);
   std::printf("%s,scale_bytes_per_task,%d,%.0f,bytes\n", Sys::name, workers,
               (static_cast<double>(rss1) - static_cast<double>(rss0)) / tasks);
-  std::printf("%s,scale_spawn_all_waiting,%d,%lld,ns\n", Sys::name, workers, static_cast<long long>(spawn_ns));
+  std::printf("%s,scale_spawn_all_waiting,%d,%lld,ns\n", Sys::name, workers,
+              static_cast<long long>(spawn_ns));
   std::printf("%s,scale_shutdown,%d,%lld,ns\n", Sys::name, workers, static_cast<long long>(shutdown_ns));
   std::fflush(stdout);
 }
