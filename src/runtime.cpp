@@ -127,17 +127,22 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
   }
   if (scheduler_->stop_requested())
     return 0;
-  if (work_.outstanding() == 0) {
-    stop();
-    return 0;
+  // block_on leaves by its flag: running out of work does not stop the runtime under it
+  // (its own task is work until the result is in).
+  if (!limits.leave_when_set) {
+    if (work_.outstanding() == 0) {
+      stop();
+      return 0;
+    }
+    limits.idle_exit = [this] { return out_of_work(); };
   }
-  limits.idle_exit = [this] { return out_of_work(); };
   std::size_t n = 0;
   do {
     n += scheduler_->drive(limits);
     // A drive leaves early only by its limits, stop, or running out of work.
   } while (limits.block && limits.max_polls == static_cast<std::size_t>(-1) && !limits.deadline &&
-           !scheduler_->stop_requested() && !scheduler_->is_shutdown());
+           !scheduler_->stop_requested() && !scheduler_->is_shutdown() &&
+           !(limits.leave_when_set && limits.leave_when_set->load(std::memory_order_acquire)));
   return n;
 }
 

@@ -250,18 +250,36 @@ T runtime::block_on(boost::asio::awaitable<T, E> aw) {
   if (running_in_this_thread())
     throw std::logic_error("swarm::runtime::block_on: called from one of the runtime's own threads");
   join_handle<T> h = spawn(get_executor(), std::move(aw));
-  std::future<T> f = h.async_wait(boost::asio::use_future);
+  // The result, and a flag that makes this thread's drive leave once the result is in.
+  // Shared with the wait's handler, which may outlive this call if it throws.
+  struct result_state {
+    std::promise<T> result;
+    std::atomic<bool> done{false};
+  };
+  auto st = std::make_shared<result_state>();
+  std::future<T> f = st->result.get_future();
+  detail::multi_thread::handle* sched = scheduler_.get();
+  h.async_wait([st, sched](std::exception_ptr e, auto&&... v) {
+    if (e)
+      st->result.set_exception(std::move(e));
+    else
+      st->result.set_value(std::forward<decltype(v)>(v)...);
+    st->done.store(true, std::memory_order_release);
+    sched->wake_parked_workers(); // a drive parked on another thread re-checks the flag
+  });
   bool owned;
   {
     std::lock_guard lock(mutex_);
     owned = started_ && !stopped();
   }
   if (!owned) {
-    // Drive the runtime on this thread until the value is delivered.
-    while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    // Drive the runtime on this thread, as run() does, until the result is in.
+    detail::multi_thread::run_limits limits;
+    limits.leave_when_set = &st->done;
+    while (!st->done.load(std::memory_order_acquire)) {
       if (stopped())
         throw std::logic_error("swarm::runtime::block_on: the runtime is stopped (call restart())");
-      run_one();
+      drive(limits);
     }
   }
   return f.get();

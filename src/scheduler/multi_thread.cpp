@@ -262,6 +262,9 @@ struct worker_loop {
     const run_limits& l = *cx.limits;
     if (cx.polls >= l.max_polls)
       return true;
+    // Acquire: pairs with the setter's release, which follows its write of the result.
+    if (l.leave_when_set && l.leave_when_set->load(std::memory_order_acquire))
+      return true;
     return l.deadline && std::chrono::steady_clock::now() >= *l.deadline;
   }
 
@@ -563,6 +566,10 @@ std::size_t handle::drive(const run_limits& limits) {
   for (;;) {
     if (shutdown_started_ || stop_requested())
       return 0;
+    // Checked under the mutex that wake_parked_workers takes: a wake cannot fall between
+    // this check and the wait below.
+    if (limits.leave_when_set && limits.leave_when_set->load(std::memory_order_acquire))
+      return 0;
     for (remote& r : remotes_) {
       if (core* c = r.core_slot.exchange(nullptr, std::memory_order_acq_rel)) {
         ++active_workers_;
@@ -693,6 +700,12 @@ void handle::notify_parked_local() {
 }
 
 void handle::notify_parked_remote() { notify_parked_local(); }
+
+void handle::wake_parked_workers() {
+  notify_all();
+  std::lock_guard lock(shutdown_mutex_);
+  slot_freed_.notify_all();
+}
 
 void handle::notify_all() {
   for (remote& r : remotes_)

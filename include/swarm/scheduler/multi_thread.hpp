@@ -67,6 +67,9 @@ struct run_limits {
   // Checked when the worker runs out of work, before it parks: true means leave (run()
   // with no outstanding work).
   std::function<bool()> idle_exit;
+  // Checked every tick: once set, leave (block_on, when its task's result is in). Whoever
+  // sets it from another thread calls wake_parked_workers() so that a parked drive sees it.
+  const std::atomic<bool>* leave_when_set = nullptr;
 };
 
 class handle {
@@ -148,6 +151,10 @@ public:
   blocking_pool& blocking() noexcept { return blocking_; }
   const scheduler_options& options() const noexcept { return options_; }
   bool is_shutdown() const noexcept { return inject_.is_closed(); }
+
+  // Unparks every parked worker and every drive waiting for a free worker, each of which
+  // then re-checks its limits.
+  SWARM_DECL void wake_parked_workers();
 
   // Whether the calling thread is one of this scheduler's workers.
   SWARM_DECL bool is_current_worker() const noexcept;
