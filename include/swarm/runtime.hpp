@@ -93,9 +93,11 @@ public:
   // Tokio's model: the runtime starts options.worker_threads threads of its own.
   SWARM_DECL void start();
 
-  // Runs `aw` as a task and returns its value (or rethrows its exception). Without owned
-  // workers the calling thread drives the runtime until the task is done. Defined in
-  // <swarm/spawn.hpp>.
+  // Runs `aw` as a task and returns its value, or rethrows the exception the coroutine
+  // threw (that exception itself, not a join_error); a task cancelled by a shutdown throws
+  // join_error (is_cancelled()). Without owned workers the calling thread drives the
+  // runtime, as run() does, until the task is done; on a stopped runtime it throws
+  // std::logic_error. Defined in <swarm/spawn.hpp>.
   template <class T, class E>
   T block_on(boost::asio::awaitable<T, E> aw);
   // Cancels every task and stops every thread, waiting at most `timeout` for blocking work.

@@ -224,10 +224,13 @@ auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_loc
 }
 
 // Runs `f`, which may block, on the runtime's blocking pool. Abort only cancels a call that
-// has not started.
+// has not started. Throws std::logic_error after shutdown, as spawn does (a shutdown racing
+// the call cancels the task instead: its handle resolves as cancelled).
 template <class Executor, class F>
 auto spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
   runtime& rt = detail::runtime_of(ex);
+  if (rt.scheduler().is_shutdown())
+    throw std::logic_error("swarm::spawn_blocking: the runtime is shut down");
   using R = std::invoke_result_t<std::decay_t<F>&>;
   using V = detail::stored_t<R>;
   auto wrapped = [fn = std::decay_t<F>(std::forward<F>(f))]() mutable -> detail::task_output<V> {
@@ -282,7 +285,15 @@ T runtime::block_on(boost::asio::awaitable<T, E> aw) {
       drive(limits);
     }
   }
-  return f.get();
+  try {
+    return f.get();
+  } catch (const join_error& e) {
+    // The coroutine's own exception, as Tokio's block_on resumes a panic; a cancelled task
+    // (the runtime shut down under it) keeps the join_error that says so.
+    if (e.is_panic())
+      std::rethrow_exception(e.panic());
+    throw;
+  }
 }
 
 } // namespace swarm

@@ -75,8 +75,18 @@ struct strand_drain {
           }
           break; // a pusher is mid-push: come back
         }
-        op->complete(op, run);
         ++ran;
+        try {
+          op->complete(op, run);
+        } catch (...) {
+          // The exception leaves the job (run() rethrows it, as io_context does). Account
+          // for the thrower too, and hand on what is left with our reference.
+          if (q.release(ran))
+            raw_task(task).drop_reference();
+          else
+            post_strand_drain(task);
+          throw;
+        }
         if (!coop::current().decrement())
           break;
       }

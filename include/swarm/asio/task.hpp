@@ -186,8 +186,16 @@ public:
           cx.get_waker().wake_by_ref();
           break;
         }
-        op->complete(op, true);
         ++ran;
+        try {
+          op->complete(op, true);
+        } catch (...) {
+          // A handler threw out of the task (the task panics). Account for what ran, the
+          // thrower included, so that the count stays true: if ops are left, the future's
+          // destructor finds them pending and owes them a drainer.
+          q.release(ran);
+          throw;
+        }
         if (done_)
           break;
         if (scope.yield_requested) {

@@ -1,0 +1,96 @@
+// What a user gets for misusing the public API: a clear error, never a hang, a crash or a
+// lost completion. Cases that hung or crashed before run in a child process under a
+// watchdog (run_in_child), so that a regression fails the test instead of the suite.
+// doc/misuse.md lists each misuse with what it gets; these tests keep that table true.
+#include "child_process.hpp"
+#include "support.hpp"
+
+#include <swarm/swarm.hpp>
+
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(misuse)
+
+// Awaiting an empty join_handle throws from the operation's initiation, out of the task's
+// drain. That handler was counted by the task's queue and never accounted for, so the
+// queue's drainers (and ~runtime) spun for ever on an op that was not there.
+BOOST_AUTO_TEST_CASE(awaiting_an_empty_join_handle_throws_and_the_runtime_still_ends) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    std::string what;
+    {
+      swarm::runtime rt(2);
+      try {
+        rt.block_on([]() -> asio::awaitable<int> {
+          swarm::join_handle<int> empty;
+          co_return co_await std::move(empty);
+        }());
+      } catch (const std::logic_error& e) {
+        what = e.what();
+      }
+    } // ~runtime: spun at 100% CPU before
+    return contains(what, "empty handle") ? 0 : 1;
+  });
+  BOOST_TEST(!r.timed_out, "the runtime hung: " << r.err);
+  BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
+}
+
+// block_on rethrows the coroutine's own exception (Tokio resumes the panic), not the
+// join_error that carries it.
+BOOST_AUTO_TEST_CASE(block_on_rethrows_the_coroutines_own_exception) {
+  swarm::runtime rt(1);
+  try {
+    rt.block_on([]() -> asio::awaitable<int> {
+      throw std::runtime_error("x");
+      co_return 1;
+    }());
+    BOOST_FAIL("block_on returned");
+  } catch (const swarm::join_error& e) {
+    BOOST_FAIL("block_on threw join_error: " << e.what());
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()) == "x");
+  }
+}
+
+// After shutdown, spawn and spawn_blocking refuse alike.
+BOOST_AUTO_TEST_CASE(spawn_and_spawn_blocking_after_shutdown_throw_logic_error) {
+  swarm::runtime rt(1);
+  rt.shutdown();
+  BOOST_CHECK_THROW(swarm::spawn(rt.get_executor(), [] { return 1; }), std::logic_error);
+  BOOST_CHECK_THROW(swarm::spawn_blocking(rt.get_executor(), [] { return 1; }), std::logic_error);
+  try {
+    swarm::spawn_blocking(rt.get_executor(), [] {});
+  } catch (const std::logic_error& e) {
+    BOOST_TEST(contains(e.what(), "shut down"), e.what());
+  }
+}
+
+// Destroying a runtime from one of its own threads is a documented fatal misuse: the
+// process aborts with a message.
+BOOST_AUTO_TEST_CASE(destroying_the_runtime_from_its_own_task_aborts_with_a_message) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    auto* rt = new swarm::runtime(1);
+    rt->start();
+    auto h = swarm::spawn(rt->get_executor(), [rt] { delete rt; });
+    std::this_thread::sleep_for(5s);
+    return 3; // not reached
+  });
+  BOOST_TEST(r.aborted(), "exit " << r.exit_code << " signal " << r.signal << " timed out " << r.timed_out);
+  BOOST_TEST(contains(r.err, "destroyed from one of its own threads"), r.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
