@@ -89,6 +89,10 @@ void runtime::work_finished() noexcept {
 bool runtime::out_of_work() {
   if (work_.outstanding() != 0)
     return false;
+  // A runtime shutting down has nothing to stop, and its shutdown may hold the locks a stop
+  // takes (cells freed while it drops queued tasks finish their work here).
+  if (scheduler_->is_shutdown())
+    return false;
   // io_context's rule: running out of work stops the context. A runtime with owned
   // workers runs until stop() or shutdown instead.
   {

@@ -78,6 +78,12 @@ public:
   using handler_type = boost::asio::any_completion_handler<join_signature<T>>;
 
   join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw) : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
+  // The last reference: a handler still held (a delivery dropped unrun at shutdown) is
+  // destroyed with us, and its unit of work with it.
+  ~join_waiter() {
+    if (holds_work_)
+      rt_->work_finished();
+  }
 
   raw_join_handle<task_output<V>>& raw() noexcept { return raw_; }
   task_id id() const noexcept { return id_; }
@@ -97,17 +103,21 @@ public:
     if (inflight_gen_ != 0)
       inflight_cancelled_ = true;
     if (taken_ || (!raw_ && !stash_)) {
+      const bool release = release_work_locked();
       lock.unlock();
       if (old)
         post_error(std::move(*old), boost::asio::error::operation_aborted);
       post_exception(std::move(h), std::make_exception_ptr(std::logic_error(
                                        "swarm::join_handle: the task's value was already delivered to an earlier wait")));
+      if (release)
+        rt_->work_finished();
       return;
     }
     const std::uint64_t gen = ++next_gen_;
     boost::asio::cancellation_slot slot = boost::asio::get_associated_cancellation_slot(h);
     pending_.emplace(std::move(h));
     pending_gen_ = gen;
+    hold_work_locked();
     if (slot.is_connected()) {
       ref();
       slot.template emplace<cancel_wait>(this, gen);
@@ -131,9 +141,12 @@ public:
       inflight_cancelled_ = true;
     detached_ = true;
     raw_join_handle<task_output<V>> raw = std::move(raw_);
+    const bool release = release_work_locked();
     lock.unlock();
     if (old)
       post_error(std::move(*old), boost::asio::error::operation_aborted);
+    if (release)
+      rt_->work_finished();
   }
 
 private:
@@ -149,15 +162,35 @@ private:
       std::unique_lock lock(w->mutex_);
       if (w->pending_ && w->pending_gen_ == gen) {
         std::optional<handler_type> h = w->take_pending();
+        const bool release = w->release_work_locked();
         lock.unlock();
         // Completed by posting, never inline in the emitter (|| emits while its group is
         // completing).
         w->post_error(std::move(*h), boost::asio::error::operation_aborted);
+        if (release)
+          w->rt_->work_finished();
       } else if (w->inflight_gen_ == gen) {
         w->inflight_cancelled_ = true; // decided on the handler's executor
       }
     }
   };
+
+  // A wait is outstanding work, as an Asio operation is (its handler's work guard): while
+  // a handler is pending or on its way here, run() does not return. Under mutex_.
+  void hold_work_locked() {
+    if (!holds_work_) {
+      holds_work_ = true;
+      rt_->work_started();
+    }
+  }
+  // Under mutex_: true when no wait is left, and the caller must call work_finished()
+  // once it has unlocked and posted what it completes (a posted job is work itself).
+  [[nodiscard]] bool release_work_locked() {
+    if (!holds_work_ || pending_ || inflight_handler_)
+      return false;
+    holds_work_ = false;
+    return true;
+  }
 
   std::optional<handler_type> take_pending() {
     std::optional<handler_type> h = std::move(pending_);
@@ -236,9 +269,13 @@ private:
       taken_ = true;
     }
     const bool send = cancelled && !detached_ && prepare_delivery(); // to a newer wait
+    const bool release = release_work_locked();
     lock.unlock();
     if (send)
       send_delivery();
+    // The job running us is work until the handler returns.
+    if (release)
+      rt_->work_finished();
     // We are on the handler's executor: the slot can be cleared safely here.
     boost::asio::get_associated_cancellation_slot(h).clear();
     if (value)
@@ -353,6 +390,7 @@ private:
   std::optional<std::pair<std::exception_ptr, V>> stash_; // read from the task, not yet handed over
   bool taken_ = false;                                    // handed over to a wait
   bool detached_ = false;
+  bool holds_work_ = false; // one unit of the runtime's outstanding work, see hold_work_locked
   task_id id_;
 };
 

@@ -11,6 +11,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -77,6 +78,35 @@ BOOST_AUTO_TEST_CASE(spawn_and_spawn_blocking_after_shutdown_throw_logic_error) 
   } catch (const std::logic_error& e) {
     BOOST_TEST(contains(e.what(), "shut down"), e.what());
   }
+}
+
+// A wait is outstanding work, as any Asio operation: run() on a runtime with nothing else
+// to do stays until the wait's handler has run, inside it. Before, run() returned at once,
+// the callback was lost, and ~runtime deadlocked (work_finished -> stop under shutdown's
+// lock).
+BOOST_AUTO_TEST_CASE(a_pending_wait_on_a_blocking_task_keeps_run_running) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    std::atomic<int> ran_in_run{0};
+    std::size_t handled = 0;
+    {
+      swarm::runtime rt(2);
+      auto h = swarm::spawn_blocking(rt.get_executor(), [] {
+        std::this_thread::sleep_for(200ms);
+        return 42;
+      });
+      std::atomic<bool> inside{false};
+      h.async_wait([&](std::exception_ptr e, int v) {
+        if (!e && v == 42 && inside)
+          ++ran_in_run;
+      });
+      inside = true;
+      handled = rt.run();
+      inside = false;
+    }
+    return ran_in_run == 1 && handled >= 1 ? 0 : 1;
+  });
+  BOOST_TEST(!r.timed_out, "hung: " << r.err);
+  BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
 }
 
 // Destroying a runtime from one of its own threads is a documented fatal misuse: the
