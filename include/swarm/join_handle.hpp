@@ -230,7 +230,7 @@ private:
                     boost::asio::any_completion_executor ex;
                     {
                       std::lock_guard lock(w->mutex_);
-                      ex = boost::asio::get_associated_executor(*w->inflight_handler_);
+                      ex = boost::asio::get_associated_executor(*w->inflight_handler_, w->rt_->get_executor());
                     }
                     boost::asio::dispatch(ex, decide_fn{w});
                   }),
@@ -315,7 +315,7 @@ private:
   // Completions that decide nothing (errors): through the runtime, then on the handler's
   // executor, where its slot is cleared and it is invoked. Never inline in the initiating
   // call or in an emitter.
-  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{std::move(h), std::move(e)}, false); }
+  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{rt_, std::move(h), std::move(e)}, false); }
   void post_error(handler_type h, boost::system::error_code ec) {
     post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
   }
@@ -323,10 +323,11 @@ private:
   // A queued completion. Run or not (a runtime shut down drops unrun jobs), it delivers:
   // a wait must always complete, or a use_future waiter would see a broken promise.
   struct delivery {
+    runtime* rt;
     std::optional<handler_type> h;
     std::exception_ptr e;
-    delivery(handler_type hh, std::exception_ptr ee) : h(std::move(hh)), e(std::move(ee)) {}
-    delivery(delivery&& o) noexcept : h(std::move(o.h)), e(std::move(o.e)) {
+    delivery(runtime* r, handler_type hh, std::exception_ptr ee) : rt(r), h(std::move(hh)), e(std::move(ee)) {}
+    delivery(delivery&& o) noexcept : rt(o.rt), h(std::move(o.h)), e(std::move(o.e)) {
       o.h.reset(); // the moved-from delivery must not deliver
     }
     ~delivery() {
@@ -341,7 +342,7 @@ private:
     void run() {
       handler_type hh = std::move(*h);
       h.reset();
-      auto ex = boost::asio::get_associated_executor(hh);
+      auto ex = boost::asio::get_associated_executor(hh, rt->get_executor());
       boost::asio::dispatch(ex, [hh = std::move(hh), e = std::move(e)]() mutable {
         boost::asio::get_associated_cancellation_slot(hh).clear();
         invoke(std::move(hh), std::move(e), V{});

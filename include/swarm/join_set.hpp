@@ -301,14 +301,16 @@ private:
 
   // A completion with no task result: an error (empty set, superseded or cancelled wait).
   struct completion {
+    runtime* rt;
     std::optional<handler_type> h;
     std::exception_ptr e;
 
-    completion(handler_type hh, std::exception_ptr ee) : h(std::move(hh)), e(std::move(ee)) {}
-    completion(completion&& o) noexcept : h(std::move(o.h)), e(std::move(o.e)) { o.h.reset(); }
+    completion(runtime* r, handler_type hh, std::exception_ptr ee) : rt(r), h(std::move(hh)), e(std::move(ee)) {}
+    completion(completion&& o) noexcept : rt(o.rt), h(std::move(o.h)), e(std::move(o.e)) { o.h.reset(); }
     completion& operator=(completion&&) = delete;
 
-    auto executor() const { return boost::asio::get_associated_executor(*h); }
+    // As an Asio I/O object's: a handler with no executor of its own runs on the runtime's.
+    auto executor() const { return boost::asio::get_associated_executor(*h, rt->get_executor()); }
     void operator()() {
       handler_type hh = std::move(*h);
       h.reset();
@@ -343,7 +345,7 @@ private:
         s->unref();
     }
 
-    auto executor() const { return boost::asio::get_associated_executor(*h); }
+    auto executor() const { return boost::asio::get_associated_executor(*h, s->rt()->get_executor()); }
 
     void operator()() {
       handler_type hh = std::move(*h);
@@ -455,7 +457,7 @@ private:
   }
 
   void post_completion(handler_type h, std::exception_ptr e) {
-    rt_->post_job(dispatch_job(completion(std::move(h), std::move(e))), false);
+    rt_->post_job(dispatch_job(completion(rt_, std::move(h), std::move(e))), false);
   }
   void post_delivery(delivery d) { rt_->post_job(dispatch_job(std::move(d)), false); }
 

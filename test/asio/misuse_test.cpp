@@ -109,6 +109,27 @@ BOOST_AUTO_TEST_CASE(a_pending_wait_on_a_blocking_task_keeps_run_running) {
   BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
 }
 
+// A completion handler that throws: as on io_context, the exception leaves run() on the
+// thread that ran the handler (it called std::terminate before).
+BOOST_AUTO_TEST_CASE(a_throwing_wait_handler_throws_out_of_run) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    std::string what;
+    {
+      swarm::runtime rt(1);
+      auto h = swarm::spawn(rt.get_executor(), [] { return 1; });
+      h.async_wait([](std::exception_ptr, int) { throw std::runtime_error("from the handler"); });
+      try {
+        rt.run();
+      } catch (const std::runtime_error& e) {
+        what = e.what();
+      }
+    }
+    return what == "from the handler" ? 0 : 1;
+  });
+  BOOST_TEST(!r.timed_out, "hung: " << r.err);
+  BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
+}
+
 // Destroying a runtime from one of its own threads is a documented fatal misuse: the
 // process aborts with a message.
 BOOST_AUTO_TEST_CASE(destroying_the_runtime_from_its_own_task_aborts_with_a_message) {
