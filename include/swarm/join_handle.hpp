@@ -4,6 +4,7 @@
 #pragma once
 
 #include <swarm/asio/boost_shim.hpp>
+#include <swarm/asio/exclusive_use.hpp>
 #include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/detail/config.hpp>
@@ -397,6 +398,14 @@ private:
 
 } // namespace detail
 
+// The handle of a task: await its result (any completion token), abort it, detach it by
+// destroying the handle.
+//
+// Thread safety, as Asio's I/O objects: distinct handles are safe; one handle is not. Its
+// waits, moves, assignment and destruction must come from one thread at a time (builds
+// with asserts catch two threads at once and abort with a message). abort(), id() and
+// is_finished() may be called from any thread at any time, as may everything on an
+// abort_handle, which can be copied and shared freely (as Tokio's AbortHandle).
 template <class T>
 class join_handle {
   static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
@@ -480,6 +489,7 @@ private:
 
   template <class Handler>
   void start_wait(Handler&& handler) {
+    detail::exclusive_use::scope in_use(in_use_, "join_handle", "async_wait");
     if (!waiter_) {
       checked_header();
       waiter_ = new detail::join_waiter<T>(rt_, std::move(raw_));
@@ -488,6 +498,7 @@ private:
   }
 
   void reset() noexcept {
+    detail::exclusive_use::scope in_use(in_use_, "join_handle", "reset");
     if (detail::join_waiter<T>* w = std::exchange(waiter_, nullptr)) {
       w->detach();
       w->unref();
@@ -498,6 +509,7 @@ private:
   runtime* rt_ = nullptr;
   detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw_;
   detail::join_waiter<T>* waiter_ = nullptr;
+  detail::exclusive_use in_use_;
 };
 
 } // namespace swarm

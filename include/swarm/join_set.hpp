@@ -512,6 +512,8 @@ private:
 
 } // namespace detail
 
+// Thread safety, as Asio's I/O objects: distinct sets are safe; one set is not: spawn,
+// waits, abort_all, moves and destruction from one thread at a time.
 template <class T>
 class join_set {
   static_assert(std::is_void_v<T> || (std::is_default_constructible_v<T> && std::is_move_constructible_v<T>),

@@ -130,6 +130,35 @@ BOOST_AUTO_TEST_CASE(a_throwing_wait_handler_throws_out_of_run) {
   BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
 }
 
+#ifndef NDEBUG
+// One join_handle waited on by two threads at once: with asserts on, a clear abort instead
+// of a crash somewhere later (it segfaulted before).
+BOOST_AUTO_TEST_CASE(concurrent_waits_on_one_join_handle_abort_with_a_message) {
+  const auto r = swarm_test::run_in_child(30s, [] {
+    swarm::runtime rt(2);
+    rt.start();
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < end) {
+      auto h = swarm::spawn(rt.get_executor(), [] { return 1; });
+      std::atomic<int> ready{0};
+      auto wait = [&] {
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+        }
+        for (int i = 0; i < 50; ++i)
+          h.async_wait([](std::exception_ptr, int) {});
+      };
+      std::thread a(wait), b(wait);
+      a.join();
+      b.join();
+    }
+    return 0; // never overlapped: the test fails
+  });
+  BOOST_TEST(r.aborted(), "exit " << r.exit_code << " signal " << r.signal << " timed out " << r.timed_out);
+  BOOST_TEST(contains(r.err, "join_handle::async_wait called while another thread is in"), r.err);
+}
+#endif
+
 // Destroying a runtime from one of its own threads is a documented fatal misuse: the
 // process aborts with a message.
 BOOST_AUTO_TEST_CASE(destroying_the_runtime_from_its_own_task_aborts_with_a_message) {
