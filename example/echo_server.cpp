@@ -6,6 +6,8 @@
 //   echo_server --self-test R [--threads N]
 //       serves on 127.0.0.1 with an ephemeral port, runs R client round trips against
 //       it over a few connections, checks every echo and exits 0 on success (for CI)
+#include "accept_backoff.hpp"
+
 #include <swarm/runtime.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -57,12 +60,16 @@ asio::awaitable<void> echo_session(tcp::socket socket) {
 // Accepts connections (at most `max_connections`), one coroutine each. The sessions get
 // the runtime's executor, not the acceptor's: each runs wherever a worker is free.
 asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long max_connections) {
+  swarm_example::accept_backoff errors("echo_server");
   for (long accepted = 0; accepted < max_connections;) {
     auto [ec, socket] = co_await acceptor.async_accept(rt.get_executor(), use_tuple);
     if (ec == asio::error::operation_aborted)
       co_return;
     if (ec) {
-      std::fprintf(stderr, "echo_server: accept: %s\n", ec.message().c_str());
+      if (auto wait = errors.on_error(ec); wait.count() != 0) {
+        asio::steady_timer pause(rt.get_executor(), wait);
+        co_await pause.async_wait(use_tuple);
+      }
       continue;
     }
     ++accepted;

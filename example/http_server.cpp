@@ -8,6 +8,8 @@
 //       serves on 127.0.0.1 with an ephemeral port, makes R keep-alive requests against it
 //       over a few connections plus the Connection / HEAD / 405 / pipelining cases, checks
 //       every response and exits 0 on success (for CI)
+#include "accept_backoff.hpp"
+
 #include <swarm/runtime.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -17,6 +19,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -234,12 +237,16 @@ asio::awaitable<void> http_session(tcp::socket socket) {
 }
 
 asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long max_connections) {
+  swarm_example::accept_backoff errors("http_server");
   for (long accepted = 0; accepted < max_connections;) {
     auto [ec, socket] = co_await acceptor.async_accept(rt.get_executor(), use_tuple);
     if (ec == asio::error::operation_aborted)
       co_return;
     if (ec) {
-      std::fprintf(stderr, "http_server: accept: %s\n", ec.message().c_str());
+      if (auto wait = errors.on_error(ec); wait.count() != 0) {
+        asio::steady_timer pause(rt.get_executor(), wait);
+        co_await pause.async_wait(use_tuple);
+      }
       continue;
     }
     ++accepted;

@@ -12,6 +12,8 @@
 //   with Server, Content-Type, Content-Length and Date headers for "GET / ...", an empty 404
 //   otherwise; keep-alive until the client closes; a head over 8 KiB closes the connection.
 // * echo: what arrives is written back, 4 KiB at a time.
+#include "../../example/accept_backoff.hpp"
+
 #include <swarm/runtime.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -122,14 +124,16 @@ asio::awaitable<void> echo_session(tcp::socket socket) {
 // context's executor, so it runs on whichever thread the context picks.
 template <class Executor>
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Executor ex, protocol proto) {
+  swarm_example::accept_backoff errors("net_server");
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(ex, use_tuple);
     if (ec == asio::error::operation_aborted)
       co_return;
     if (ec) {
-      std::fprintf(stderr, "net_server: accept: %s\n", ec.message().c_str());
-      asio::steady_timer backoff(ex, std::chrono::milliseconds(10)); // e.g. out of descriptors
-      co_await backoff.async_wait(use_tuple);
+      if (auto wait = errors.on_error(ec); wait.count() != 0) {
+        asio::steady_timer pause(ex, wait);
+        co_await pause.async_wait(use_tuple);
+      }
       continue;
     }
     socket.set_option(tcp::no_delay(true));
