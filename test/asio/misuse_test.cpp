@@ -7,6 +7,7 @@
 
 #include <swarm/swarm.hpp>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
@@ -15,6 +16,8 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -125,6 +128,86 @@ BOOST_AUTO_TEST_CASE(a_throwing_wait_handler_throws_out_of_run) {
       }
     }
     return what == "from the handler" ? 0 : 1;
+  });
+  BOOST_TEST(!r.timed_out, "hung: " << r.err);
+  BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
+}
+
+BOOST_AUTO_TEST_CASE(worker_threads_zero_is_refused_and_a_thousand_work) {
+  swarm::runtime_options none;
+  none.worker_threads = 0;
+  try {
+    swarm::runtime rt(none);
+    BOOST_FAIL("a runtime with no worker was built");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(contains(e.what(), "worker_threads must be at least 1"), e.what());
+  }
+  swarm::runtime_options many;
+  many.worker_threads = 1000;
+  swarm::runtime rt(many);
+  rt.start();
+  std::vector<swarm::join_handle<int>> hs;
+  for (int i = 0; i < 2000; ++i)
+    hs.push_back(swarm::spawn(rt.get_executor(), [i] { return i; }));
+  long sum = 0;
+  for (auto& h : hs) {
+    auto f = h.async_wait(asio::use_future);
+    BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    sum += f.get();
+  }
+  BOOST_TEST(sum == 1999L * 2000 / 2);
+  BOOST_TEST(rt.metrics().num_workers == 1000u);
+  rt.shutdown();
+}
+
+// More blocking calls than blocking threads: the rest queue, and every one completes.
+BOOST_AUTO_TEST_CASE(more_spawn_blocking_calls_than_blocking_threads_all_complete) {
+  swarm::runtime_options o;
+  o.worker_threads = 1;
+  o.max_blocking_threads = 2;
+  swarm::runtime rt(o);
+  rt.start();
+  std::vector<swarm::join_handle<int>> hs;
+  for (int i = 0; i < 20; ++i)
+    hs.push_back(swarm::spawn_blocking(rt.get_executor(), [i] {
+      std::this_thread::sleep_for(2ms);
+      return i;
+    }));
+  int done = 0;
+  for (auto& h : hs) {
+    auto f = h.async_wait(asio::use_future);
+    BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    done += f.get() >= 0;
+  }
+  BOOST_TEST(done == 20);
+  // The owned worker runs on a pool thread too (as in Tokio, counted apart from the limit).
+  BOOST_TEST(rt.metrics().num_blocking_threads <= o.max_blocking_threads + o.worker_threads);
+}
+
+// stop() while another thread is inside block_on: block_on leaves with a clear error
+// (restart() lets it be called again), never hangs.
+BOOST_AUTO_TEST_CASE(stop_during_block_on_ends_it_with_a_clear_error) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    swarm::runtime rt(1);
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(50ms);
+      rt.stop();
+    });
+    std::string what;
+    try {
+      rt.block_on([]() -> asio::awaitable<int> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+        co_return 1;
+      }());
+    } catch (const std::logic_error& e) {
+      what = e.what();
+    }
+    stopper.join();
+    if (!contains(what, "stopped"))
+      return 1;
+    rt.restart();
+    return rt.block_on([]() -> asio::awaitable<int> { co_return 5; }()) == 5 ? 0 : 2;
   });
   BOOST_TEST(!r.timed_out, "hung: " << r.err);
   BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
