@@ -125,6 +125,10 @@ struct emit_abort {
 void post_strand_drain(header* h) { task_sched::of(h).rt()->post_job(strand_drain(h), false); }
 
 void abort_asio_task(header* h) {
+  // A finished task has nothing to abort; a handle that outlived its runtime (whose
+  // shutdown finished every task) must not reach the runtime through it.
+  if (h->state.load().is_complete())
+    return;
   task_sched& s = task_sched::of(h);
   if (s.abort_requested().exchange(true, std::memory_order_acq_rel))
     return; // idempotent

@@ -213,6 +213,61 @@ BOOST_AUTO_TEST_CASE(stop_during_block_on_ends_it_with_a_clear_error) {
   BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
 }
 
+// Handles that outlive their runtime: the runtime's destruction resolved their tasks, so
+// waiting gives the outcome, abort is a no-op and destruction frees the task.
+BOOST_AUTO_TEST_CASE(handles_outliving_their_runtime_are_inert) {
+  const auto r = swarm_test::run_in_child(20s, [] {
+    swarm::join_handle<int> done, pending;
+    swarm::abort_handle done_abort, pending_abort;
+    {
+      swarm::runtime rt(1);
+      rt.start();
+      done = swarm::spawn(rt.get_executor(), [] { return 7; });
+      pending = swarm::spawn(rt.get_executor(), []() -> asio::awaitable<int> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+        co_return 1;
+      });
+      done_abort = done.get_abort_handle();
+      pending_abort = pending.get_abort_handle();
+      while (!done.is_finished())
+        std::this_thread::yield();
+    }
+    done.abort();
+    pending.abort();
+    done_abort.abort();
+    pending_abort.abort();
+    const bool ok = done.is_finished() && pending.is_finished();
+    done = {};
+    pending = {};
+    return ok ? 0 : 1;
+  });
+  BOOST_TEST(!r.timed_out, "hung: " << r.err);
+  BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
+}
+
+// A moved-from handle is empty: waiting on it is a clear error, the rest is inert.
+BOOST_AUTO_TEST_CASE(moved_from_handles_are_empty) {
+  swarm::runtime rt(1);
+  auto h = swarm::spawn(rt.get_executor(), [] { return 1; });
+  auto a = h.get_abort_handle();
+  auto h2 = std::move(h);
+  auto a2 = std::move(a);
+  BOOST_TEST(!h);
+  BOOST_TEST(!h.is_finished());
+  BOOST_TEST(h.id() == swarm::task_id());
+  h.abort(); // no-op
+  a.abort(); // no-op
+  try {
+    h.async_wait([](std::exception_ptr, int) {});
+    BOOST_FAIL("waiting on a moved-from handle did not throw");
+  } catch (const std::logic_error& e) {
+    BOOST_TEST(contains(e.what(), "empty handle"), e.what());
+  }
+  BOOST_CHECK_THROW(h.get_abort_handle(), std::logic_error);
+  BOOST_TEST(rt.block_on([&]() -> asio::awaitable<int> { co_return co_await std::move(h2); }()) == 1);
+}
+
 #ifndef NDEBUG
 // One join_handle waited on by two threads at once: with asserts on, a clear abort instead
 // of a crash somewhere later (it segfaulted before).
