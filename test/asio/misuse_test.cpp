@@ -7,6 +7,7 @@
 
 #include <swarm/swarm.hpp>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -211,6 +212,44 @@ BOOST_AUTO_TEST_CASE(stop_during_block_on_ends_it_with_a_clear_error) {
   });
   BOOST_TEST(!r.timed_out, "hung: " << r.err);
   BOOST_TEST(r.succeeded(), "exit " << r.exit_code << " signal " << r.signal << ": " << r.err);
+}
+
+// Calls that only make sense from outside the runtime, made from inside one of its tasks.
+BOOST_AUTO_TEST_CASE(block_on_and_shutdown_from_inside_a_task_throw_logic_error) {
+  swarm::runtime rt(1);
+  rt.start();
+  auto h = swarm::spawn(rt.get_executor(), [&rt] {
+    std::string errors;
+    try {
+      rt.block_on([]() -> asio::awaitable<int> { co_return 1; }());
+    } catch (const std::logic_error& e) {
+      errors += e.what();
+    }
+    try {
+      rt.shutdown();
+    } catch (const std::logic_error& e) {
+      errors += e.what();
+    }
+    return errors;
+  });
+  auto f = h.async_wait(asio::use_future);
+  BOOST_REQUIRE(f.wait_for(20s) == std::future_status::ready);
+  const std::string errors = f.get();
+  BOOST_TEST(contains(errors, "block_on: called from one of the runtime's own threads"), errors);
+  BOOST_TEST(contains(errors, "cannot be shut down from one of its own"), errors);
+  rt.shutdown();
+}
+
+// An executor of another context, type-erased so that the mistake compiles.
+BOOST_AUTO_TEST_CASE(spawn_on_the_executor_of_another_context_throws_invalid_argument) {
+  asio::io_context io;
+  asio::any_io_executor ex = io.get_executor();
+  try {
+    swarm::spawn(ex, [] { return 1; });
+    BOOST_FAIL("spawned on an io_context");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(contains(e.what(), "does not belong to a swarm::runtime"), e.what());
+  }
 }
 
 // Handles that outlive their runtime: the runtime's destruction resolved their tasks, so
