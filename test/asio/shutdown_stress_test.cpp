@@ -4,6 +4,8 @@
 // freed and nothing used after it was freed (ASan), and no write racing another (TSan): the
 // cancellation of a task with a queued resume, and a task published to shutdown before it
 // was complete, were both found this way. Bounded in rounds and in time.
+#include "support.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/post.hpp>
@@ -26,6 +28,8 @@ using swarm::runtime;
 
 namespace {
 
+using swarm_test::frame_token;
+
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr int rounds = 500;
 constexpr auto time_budget = 25s;
@@ -33,19 +37,6 @@ constexpr auto time_budget = 25s;
 constexpr int rounds = 2000;
 constexpr auto time_budget = 15s;
 #endif
-
-// Counts its own destruction, once whatever the moves: a coroutine parameter, so it dies
-// with the frame whether or not the coroutine ever ran.
-struct frame_token {
-  std::atomic<int>* freed;
-  explicit frame_token(std::atomic<int>& f) : freed(&f) {}
-  frame_token(frame_token&& o) noexcept : freed(std::exchange(o.freed, nullptr)) {}
-  frame_token(const frame_token&) = delete;
-  ~frame_token() {
-    if (freed)
-      freed->fetch_add(1, std::memory_order_relaxed);
-  }
-};
 
 // About `us` microseconds of work that the optimiser cannot remove.
 void compute(int us) {

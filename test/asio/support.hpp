@@ -16,6 +16,7 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace swarm_test {
@@ -166,6 +167,19 @@ struct destruction_counter {
   };
   token make() const { return token(count); }
   int destroyed() const { return count->load(); }
+};
+
+// Counts its own destruction, once whatever the moves: as a coroutine parameter it dies
+// with the frame, whether or not the coroutine ever ran.
+struct frame_token {
+  std::atomic<int>* freed;
+  explicit frame_token(std::atomic<int>& f) : freed(&f) {}
+  frame_token(frame_token&& o) noexcept : freed(std::exchange(o.freed, nullptr)) {}
+  frame_token(const frame_token&) = delete;
+  ~frame_token() {
+    if (freed)
+      freed->fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 } // namespace swarm_test

@@ -4,6 +4,8 @@
 // joins, aborts and their own destruction; join waits raced by `||`. Every join must
 // complete exactly once, no result may be lost, every coroutine frame must be freed
 // (ASan/LSan see the rest). Bounded in count and in time; smaller under sanitizers.
+#include "support.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,6 +34,8 @@ using swarm::runtime;
 
 namespace {
 
+using swarm_test::frame_token;
+
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr int scale_div = 2; // sanitizers: 5-15x slower on 2 cores
 #else
@@ -50,19 +54,6 @@ bool eventually(Pred pred, std::chrono::steady_clock::duration bound = limit) {
   }
   return true;
 }
-
-// Counts its own destruction (once, whatever the moves): lives in a coroutine frame as a
-// parameter, so it dies with the frame whether or not the coroutine ever ran.
-struct frame_token {
-  std::atomic<int>* freed;
-  explicit frame_token(std::atomic<int>& f) : freed(&f) {}
-  frame_token(frame_token&& o) noexcept : freed(std::exchange(o.freed, nullptr)) {}
-  frame_token(const frame_token&) = delete;
-  ~frame_token() {
-    if (freed)
-      ++*freed;
-  }
-};
 
 asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   asio::steady_timer t(co_await asio::this_coro::executor, d);
