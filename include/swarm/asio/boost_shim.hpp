@@ -1,5 +1,15 @@
 // Every Boost.Asio internal name swarm relies on, in one place, keyed on BOOST_ASIO_VERSION.
-// The rest of swarm uses only what this file exports. Supported: Boost 1.81 (Asio 1.26).
+// The rest of swarm uses only what this file exports. Supported: Boost 1.81 through 1.89
+// (Asio 1.26.0 through 1.36.0); tested against 1.81, 1.83, 1.87 and 1.89 (scripts/test).
+//
+// What changed across that range, for the names used here:
+//   Boost 1.82 (Asio 1.28.0)  co_await of a void(std::exception_ptr, T) operation works;
+//                             the awaitable_async_op specialisation at the end is for 1.81.
+//   Boost 1.87 (Asio 1.34.0)  scheduler(ctx, concurrency_hint, own_thread) became
+//                             scheduler(ctx, own_thread): the scheduler and the reactor read
+//                             the hint from the context's config_service instead.
+//   unchanged through 1.89    reactor, thread_context, thread_call_stack::context,
+//                             thread_info_base, and the scheduler members io_driver calls.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -10,10 +20,14 @@
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/version.hpp>
 
-#if BOOST_ASIO_VERSION < 102600 || BOOST_ASIO_VERSION >= 102800
-// Boost 1.87 drops the concurrency-hint parameter of scheduler's constructor and later
-// versions change own_thread; extend this shim (and test it) before using another version.
-#error "swarm supports Boost.Asio 1.26 (Boost 1.81); see include/swarm/asio/boost_shim.hpp"
+#if BOOST_ASIO_VERSION < 102600 || BOOST_ASIO_VERSION > 103600
+// Outside the range the internal names above are unchecked: extend this shim (and
+// scripts/test's asio-versions phase) before using another version.
+#error "swarm supports Boost.Asio 1.26.0 to 1.36.0 (Boost 1.81 to 1.89); extend include/swarm/asio/boost_shim.hpp"
+#endif
+
+#if BOOST_ASIO_VERSION >= 103400
+#include <boost/asio/config.hpp>
 #endif
 
 namespace swarm::detail::asio_shim {
@@ -26,7 +40,16 @@ using reactor = boost::asio::detail::reactor;
 // our workers drive it. Must be the first service created in the context, so that I/O
 // objects find it and it shuts down last.
 inline scheduler& install_scheduler(boost::asio::execution_context& ctx, int concurrency_hint) {
+#if BOOST_ASIO_VERSION >= 103400
+  // Boost 1.87+: the hint reaches the scheduler and the reactor through the context's
+  // config_service, as for io_context(int); installed first, since the first config() lookup
+  // would create a default one (hint 0) that can no longer be replaced.
+  if (!boost::asio::has_service<boost::asio::config_service>(ctx))
+    boost::asio::config_from_concurrency_hint(concurrency_hint).make(ctx);
+  auto* s = new scheduler(ctx, /*own_thread=*/false);
+#else
   auto* s = new scheduler(ctx, concurrency_hint, /*own_thread=*/false);
+#endif
   boost::asio::add_service<scheduler>(ctx, s); // the registry owns it now
   return *s;
 }
