@@ -8,13 +8,19 @@
 //   Boost 1.87 (Asio 1.34.0)  scheduler(ctx, concurrency_hint, own_thread) became
 //                             scheduler(ctx, own_thread): the scheduler and the reactor read
 //                             the hint from the context's config_service instead.
+//   Boost 1.87 only (seen in 1.87, not in 1.89): config::get formats an integer into a
+//                             one-byte buffer, so the concurrency hint reads as 0 and a hint
+//                             of 1 loses the scheduler's one-thread mode (io_context{1} too).
+//                             Harmless for swarm (0 is what multi-worker runtimes use), but
+//                             io_context{1} then runs a handler's defers after all of its
+//                             posts, not in the order made: one_thread_hint_works below.
 //   unchanged through 1.89    reactor, thread_context, thread_call_stack::context,
 //                             thread_info_base, and the scheduler members io_driver calls.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/thread_context.hpp>
 #include <boost/asio/detail/thread_info_base.hpp>
 #include <boost/asio/execution_context.hpp>
@@ -23,7 +29,7 @@
 #if BOOST_ASIO_VERSION < 102600 || BOOST_ASIO_VERSION > 103600
 // Outside the range the internal names above are unchecked: extend this shim (and
 // scripts/test's asio-versions phase) before using another version.
-#error "swarm supports Boost.Asio 1.26.0 to 1.36.0 (Boost 1.81 to 1.89); extend include/swarm/asio/boost_shim.hpp"
+#error "swarm supports Boost.Asio 1.26.0 to 1.36.0 (Boost 1.81 to 1.89): extend swarm/asio/boost_shim.hpp"
 #endif
 
 #if BOOST_ASIO_VERSION >= 103400
@@ -35,6 +41,10 @@ namespace swarm::detail::asio_shim {
 // Asio's scheduler: its op queue, its reactor task and its outstanding-work count.
 using scheduler = boost::asio::detail::scheduler;
 using reactor = boost::asio::detail::reactor;
+
+// Whether a concurrency hint of 1 gives Asio's scheduler its one-thread mode, in which a
+// handler's posts and defers are queued together, in the order made (see the history above).
+inline constexpr bool one_thread_hint_works = BOOST_ASIO_VERSION < 103400 || BOOST_ASIO_VERSION >= 103600;
 
 // Registers Asio's scheduler in `ctx` before any other service, with no thread of its own:
 // our workers drive it. Must be the first service created in the context, so that I/O
