@@ -8,8 +8,9 @@
 //   Boost 1.87 (Asio 1.34.0)  scheduler(ctx, concurrency_hint, own_thread) became
 //                             scheduler(ctx, own_thread): the scheduler and the reactor read
 //                             the hint from the context's config_service instead.
-//   Boost 1.87 only (seen in 1.87, not in 1.89): config::get formats an integer into a
-//                             one-byte buffer, so the concurrency hint reads as 0 and a hint
+//   Boost 1.87 (Asio 1.34; fixed by 1.89, 1.88 untested and assumed like 1.87):
+//                             config::get formats an integer into a one-byte buffer
+//                             (max_digits10 is 0 for integers), so the hint reads as 0 and a hint
 //                             of 1 loses the scheduler's one-thread mode (io_context{1} too).
 //                             Harmless for swarm (0 is what multi-worker runtimes use), but
 //                             io_context{1} then runs a handler's defers after all of its
