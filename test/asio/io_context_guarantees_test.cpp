@@ -24,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
+#include <swarm/asio/boost_shim.hpp>
 #include <swarm/swarm.hpp>
 
 #include <algorithm>
@@ -224,6 +225,11 @@ SWARM_ON_BOTH(posts_from_one_thread_run_in_order_on_one_run_thread)
 // the runtime queues them behind the outside posts still waiting.)
 template <class Context>
 void local_posts_follow_earlier_outside_posts_on_one_run_thread() {
+  if constexpr (std::is_same_v<Context, asio::io_context>) {
+    // io_context{1} of Boost 1.87 runs without its one-thread mode (boost_shim.hpp).
+    if (!swarm::detail::asio_shim::one_thread_hint_works)
+      return;
+  }
   Context ctx{1};
   std::vector<int> order;
   for (int i = 0; i < 300; ++i)

@@ -1,19 +1,40 @@
 // Every Boost.Asio internal name swarm relies on, in one place, keyed on BOOST_ASIO_VERSION.
-// The rest of swarm uses only what this file exports. Supported: Boost 1.81 (Asio 1.26).
+// The rest of swarm uses only what this file exports. Supported: Boost 1.81 through 1.89
+// (Asio 1.26.0 through 1.36.0); tested against 1.81, 1.83, 1.87 and 1.89 (scripts/test).
+//
+// What changed across that range, for the names used here:
+//   Boost 1.82 (Asio 1.28.0)  co_await of a void(std::exception_ptr, T) operation works;
+//                             the awaitable_async_op specialisation at the end is for 1.81.
+//   Boost 1.87 (Asio 1.34.0)  scheduler(ctx, concurrency_hint, own_thread) became
+//                             scheduler(ctx, own_thread): the scheduler and the reactor read
+//                             the hint from the context's config_service instead.
+//   Boost 1.87 (Asio 1.34; fixed by 1.89, 1.88 untested and assumed like 1.87):
+//                             config::get formats an integer into a one-byte buffer
+//                             (max_digits10 is 0 for integers), so the hint reads as 0 and a hint
+//                             of 1 loses the scheduler's one-thread mode (io_context{1} too).
+//                             Harmless for swarm (0 is what multi-worker runtimes use), but
+//                             io_context{1} then runs a handler's defers after all of its
+//                             posts, not in the order made: one_thread_hint_works below.
+//   unchanged through 1.89    reactor, thread_context, thread_call_stack::context,
+//                             thread_info_base, and the scheduler members io_driver calls.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/detail/thread_context.hpp>
 #include <boost/asio/detail/thread_info_base.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/version.hpp>
 
-#if BOOST_ASIO_VERSION < 102600 || BOOST_ASIO_VERSION >= 102800
-// Boost 1.87 drops the concurrency-hint parameter of scheduler's constructor and later
-// versions change own_thread; extend this shim (and test it) before using another version.
-#error "swarm supports Boost.Asio 1.26 (Boost 1.81); see include/swarm/asio/boost_shim.hpp"
+#if BOOST_ASIO_VERSION < 102600 || BOOST_ASIO_VERSION > 103600
+// Outside the range the internal names above are unchecked: extend this shim (and
+// scripts/test's asio-versions phase) before using another version.
+#error "swarm supports Boost.Asio 1.26.0 to 1.36.0 (Boost 1.81 to 1.89): extend swarm/asio/boost_shim.hpp"
+#endif
+
+#if BOOST_ASIO_VERSION >= 103400
+#include <boost/asio/config.hpp>
 #endif
 
 namespace swarm::detail::asio_shim {
@@ -22,11 +43,24 @@ namespace swarm::detail::asio_shim {
 using scheduler = boost::asio::detail::scheduler;
 using reactor = boost::asio::detail::reactor;
 
+// Whether a concurrency hint of 1 gives Asio's scheduler its one-thread mode, in which a
+// handler's posts and defers are queued together, in the order made (see the history above).
+inline constexpr bool one_thread_hint_works = BOOST_ASIO_VERSION < 103400 || BOOST_ASIO_VERSION >= 103600;
+
 // Registers Asio's scheduler in `ctx` before any other service, with no thread of its own:
 // our workers drive it. Must be the first service created in the context, so that I/O
 // objects find it and it shuts down last.
 inline scheduler& install_scheduler(boost::asio::execution_context& ctx, int concurrency_hint) {
+#if BOOST_ASIO_VERSION >= 103400
+  // Boost 1.87+: the hint reaches the scheduler and the reactor through the context's
+  // config_service, as for io_context(int); installed first, since the first config() lookup
+  // would create a default one (hint 0) that can no longer be replaced.
+  if (!boost::asio::has_service<boost::asio::config_service>(ctx))
+    boost::asio::config_from_concurrency_hint(concurrency_hint).make(ctx);
+  auto* s = new scheduler(ctx, /*own_thread=*/false);
+#else
   auto* s = new scheduler(ctx, concurrency_hint, /*own_thread=*/false);
+#endif
   boost::asio::add_service<scheduler>(ctx, s); // the registry owns it now
   return *s;
 }
