@@ -1,7 +1,7 @@
+#include <swarm/detail/assert.hpp>
 #include <swarm/scheduler/park.hpp>
 
 #include <algorithm>
-#include <cassert>
 #include <cstdlib>
 #include <thread>
 #include <utility>
@@ -30,7 +30,7 @@ void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> d
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_condvar, std::memory_order_acquire)) {
     // Only an unpark can have intervened.
-    assert(expected == notified);
+    SWARM_ASSERT(expected == notified);
     state_.store(empty, std::memory_order_relaxed); // acquired by the failed CAS above
     return;
   }
@@ -55,7 +55,7 @@ std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_po
                                 std::size_t limit) {
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_driver, std::memory_order_acquire)) {
-    assert(expected == notified);
+    SWARM_ASSERT(expected == notified);
     state_.store(empty, std::memory_order_relaxed);
     return 0;
   }

@@ -1,5 +1,7 @@
 #include <swarm/task/cell_allocator.hpp>
 
+#include <swarm/detail/assert.hpp>
+
 #include <atomic>
 #include <new>
 
@@ -29,8 +31,8 @@ namespace {
 
 using limits = cell_cache_limits;
 
-#ifndef NDEBUG
-// Blocks from the global allocator not yet returned. Debug builds only: a shared counter
+#if SWARM_ASSERTS
+// Blocks from the global allocator not yet returned. With asserts on only: a shared counter
 // on the (already slow) global path would still bounce between threads in release.
 std::atomic<std::int64_t> outstanding{0};
 void count_block(std::int64_t d) noexcept { outstanding.fetch_add(d, std::memory_order_relaxed); }
@@ -155,7 +157,7 @@ std::size_t cell_cache_stats::cached_on_this_thread(std::size_t size) noexcept {
 }
 
 std::int64_t cell_cache_stats::outstanding_blocks() noexcept {
-#ifndef NDEBUG
+#if SWARM_ASSERTS
   return outstanding.load(std::memory_order_relaxed);
 #else
   return -1;

@@ -30,7 +30,8 @@ endif()
 run("configure consumer" "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build"
     -G "${GENERATOR}" "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" ${build_type_arg}
     "-DCMAKE_PREFIX_PATH=${prefix}" "-DSWARM_EXPECTED_PREFIX=${prefix}"
-    "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_LINK_FLAGS}")
+    "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_LINK_FLAGS}"
+    "-DSWARM_EXPECTED_ASSERTS=${EXPECTED_ASSERTS}")
 run("build consumer" "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" ${config_args})
 
 find_program(consumer_exe consumer PATHS "${WORK_DIR}/build" "${WORK_DIR}/build/${CONFIG}" NO_DEFAULT_PATH)

@@ -1,8 +1,11 @@
 // Catches two threads inside one object that is not thread-safe, as Asio documents its I/O
-// objects ("distinct objects: safe; shared objects: unsafe"). With asserts on (no NDEBUG),
-// an operation that finds another one in progress aborts the process with a message naming
-// the object and both operations; with asserts off it is empty and costs nothing.
+// objects ("distinct objects: safe; shared objects: unsafe"). With asserts on (SWARM_ASSERTS,
+// swarm/detail/assert.hpp), an operation that finds another one in progress aborts the process
+// with a message naming the object and both operations; with asserts off it checks nothing and costs
+// nothing but its pointer.
 #pragma once
+
+#include <swarm/detail/assert.hpp>
 
 #include <atomic>
 #include <cstdio>
@@ -17,7 +20,7 @@ public:
   exclusive_use(const exclusive_use&) noexcept {}
   exclusive_use& operator=(const exclusive_use&) noexcept { return *this; }
 
-#ifndef NDEBUG
+#if SWARM_ASSERTS
   // Marks `op` of `object` in progress for the scope's lifetime.
   class scope {
   public:
@@ -39,15 +42,16 @@ public:
   private:
     const exclusive_use& u_;
   };
-
-private:
-  mutable std::atomic<const char*> op_{nullptr};
 #else
   class scope {
   public:
     scope(const exclusive_use&, const char*, const char*) noexcept {}
   };
 #endif
+
+private:
+  // Present either way, so that the owner's layout does not depend on SWARM_ASSERTS.
+  mutable std::atomic<const char*> op_{nullptr};
 };
 
 } // namespace swarm::detail

@@ -4,6 +4,7 @@
 // mandatory (a worker), which always runs.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/scheduler/options.hpp>
@@ -28,7 +29,7 @@ struct blocking_schedule {
   void schedule(notified<blocking_schedule>) noexcept {
     // A blocking task is polled once, by the pool; nothing can wake it. (Abort before it
     // starts finds the initial notified bit set and never schedules.)
-    assert(false && "blocking tasks are never scheduled");
+    SWARM_ASSERT(false && "blocking tasks are never scheduled");
   }
   void yield_now(notified<blocking_schedule> n) noexcept { schedule(std::move(n)); }
   task<blocking_schedule> release(raw_task) noexcept { return {}; }
@@ -73,8 +74,8 @@ public:
   raw_join_handle<typename blocking_future<std::decay_t<Fn>>::output_type>
   spawn_blocking(Fn&& fn, std::source_location location = std::source_location::current()) {
     new_unowned_result<blocking_future<std::decay_t<Fn>>, blocking_schedule> t =
-        new_unowned(blocking_future<std::decay_t<Fn>>(std::forward<Fn>(fn)), blocking_schedule{}, task_id::next(),
-                    location, terminate_hook_);
+        new_unowned(blocking_future<std::decay_t<Fn>>(std::forward<Fn>(fn)), blocking_schedule{},
+                    task_id::next(), location, terminate_hook_);
     submit(std::move(t.task), false);
     return std::move(t.join);
   }

@@ -28,11 +28,11 @@
 
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/task/header.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <cstddef>
 #include <exception>
 #include <mutex>
@@ -49,7 +49,8 @@ public:
 
   // Queued tasks would leak their references: shutdown drains the queue first (drain()).
   ~basic_inject_queue() {
-    assert((std::uncaught_exceptions() > 0 || head_ == nullptr) && "inject_queue destroyed while holding tasks");
+    SWARM_ASSERT((std::uncaught_exceptions() > 0 || head_ == nullptr) &&
+                 "inject_queue destroyed while holding tasks");
   }
 
   // Number of queued tasks, without locking. Acquire: pairs with the release stores made
@@ -63,7 +64,8 @@ public:
   [[nodiscard]] bool push(header* task) noexcept {
     task->queue_next = nullptr; // we hold the task's `notified`: its link is ours
     std::lock_guard guard(lock_);
-    if (closed_.load(std::memory_order_relaxed)) return false; // under the lock: exact
+    if (closed_.load(std::memory_order_relaxed))
+      return false; // under the lock: exact
     append(task, task, 1);
     return true;
   }
@@ -72,24 +74,28 @@ public:
   // lock acquisition (the linking was done by the caller, outside the lock). False when the
   // queue is closed: none was taken, and the caller must release all n references.
   [[nodiscard]] bool push_batch(header* first, header* last, std::size_t n) noexcept {
-    assert(first != nullptr && last != nullptr && n >= 1);
+    SWARM_ASSERT(first != nullptr && last != nullptr && n >= 1);
     last->queue_next = nullptr;
     std::lock_guard guard(lock_);
-    if (closed_.load(std::memory_order_relaxed)) return false; // under the lock: exact
+    if (closed_.load(std::memory_order_relaxed))
+      return false; // under the lock: exact
     append(first, last, n);
     return true;
   }
 
   // Takes the oldest task, or nullptr. Skips the lock when the queue looks empty.
   header* pop() noexcept {
-    if (len() == 0) return nullptr;
+    if (len() == 0)
+      return nullptr;
     header* task;
     {
       std::lock_guard guard(lock_);
-      if (head_ == nullptr) return nullptr;
+      if (head_ == nullptr)
+        return nullptr;
       task = head_;
       head_ = task->queue_next;
-      if (head_ == nullptr) tail_ = nullptr;
+      if (head_ == nullptr)
+        tail_ = nullptr;
       store_len(len_.load(std::memory_order_relaxed) - 1);
     }
     task->queue_next = nullptr;
@@ -103,18 +109,22 @@ public:
   template <class Sink>
   std::size_t pop_n(std::size_t n, Sink&& sink) noexcept {
     static_assert(std::is_nothrow_invocable_v<Sink&, header*>, "inject_queue: the sink must be noexcept");
-    if (n == 0 || len() == 0) return 0;
+    if (n == 0 || len() == 0)
+      return 0;
     header* first;
     {
       std::lock_guard guard(lock_);
       const std::size_t len = len_.load(std::memory_order_relaxed); // under the lock: exact
       n = std::min(n, len);
-      if (n == 0) return 0;
+      if (n == 0)
+        return 0;
       first = head_;
       header* last = first;
-      for (std::size_t i = 1; i < n; ++i) last = last->queue_next;
+      for (std::size_t i = 1; i < n; ++i)
+        last = last->queue_next;
       head_ = last->queue_next;
-      if (head_ == nullptr) tail_ = nullptr;
+      if (head_ == nullptr)
+        tail_ = nullptr;
       last->queue_next = nullptr;
       store_len(len - n);
     }
@@ -159,8 +169,10 @@ public:
 private:
   // Under the lock.
   void append(header* first, header* last, std::size_t n) noexcept {
-    if (tail_ == nullptr) head_ = first;
-    else tail_->queue_next = first;
+    if (tail_ == nullptr)
+      head_ = first;
+    else
+      tail_->queue_next = first;
     tail_ = last;
     store_len(len_.load(std::memory_order_relaxed) + n);
   }
@@ -181,8 +193,8 @@ private:
   }
 
   mutable Lock lock_;
-  header* head_ = nullptr; // oldest; null when empty
-  header* tail_ = nullptr; // newest; null when empty
+  header* head_ = nullptr;          // oldest; null when empty
+  header* tail_ = nullptr;          // newest; null when empty
   std::atomic<bool> closed_{false}; // once set, never unset; written under the lock
   std::atomic<std::size_t> len_{0};
 };

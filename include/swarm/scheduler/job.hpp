@@ -5,12 +5,12 @@
 // drop_reference -> dealloc path; polling runs it once and frees it.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/raw_task.hpp>
 
-#include <cassert>
 #include <cstdlib>
 #include <exception>
 #include <new>
@@ -32,7 +32,8 @@ struct job {
   static const struct vtable vtable;
 
   // Jobs come from the task cells' per-thread cache (one per posted handler; hot).
-  static constexpr std::size_t alignment = alignof(Fn) > cell_block_alignment ? alignof(Fn) : cell_block_alignment;
+  static constexpr std::size_t alignment = alignof(Fn) > cell_block_alignment ? alignof(Fn)
+                                                                              : cell_block_alignment;
   static void* operator new(std::size_t n) { return allocate_cell(n, alignment); }
   static void operator delete(void* p, std::size_t n) noexcept { deallocate_cell(p, n, alignment); }
 
@@ -71,7 +72,7 @@ struct job {
   static void dealloc(header* h) noexcept { delete from(h); }
 
   static void unreachable(header*) noexcept {
-    assert(false && "a job has no state machine");
+    SWARM_ASSERT(false && "a job has no state machine");
     std::abort();
   }
   static void unreachable_read(header*, void*, const waker&) noexcept { unreachable(nullptr); }
@@ -81,9 +82,9 @@ static_assert(offsetof(job<void (*)()>, hdr) == 0);
 
 template <class Fn>
 const struct vtable job<Fn>::vtable = {
-    &job::poll, &job::unreachable, &job::dealloc, &job::unreachable_read, &job::unreachable, &job::unreachable,
-    // Shutdown of a job that was never run: destroy it.
-    &job::dealloc, &job::unreachable, 0, 0, 0,
+  &job::poll, &job::unreachable, &job::dealloc, &job::unreachable_read, &job::unreachable, &job::unreachable,
+      // Shutdown of a job that was never run: destroy it.
+      &job::dealloc, &job::unreachable, 0, 0, 0,
 };
 
 } // namespace swarm::detail

@@ -37,11 +37,11 @@
 // read.
 #pragma once
 
-#include <swarm/task/header.hpp>
+#include <swarm/detail/assert.hpp>
 #include <swarm/detail/config.hpp>
+#include <swarm/task/header.hpp>
 
 #include <atomic>
-#include <cassert>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -106,8 +106,8 @@ public:
   ~local_queue() {
     [[maybe_unused]] const std::uint64_t h = head_.load(std::memory_order_relaxed);
     [[maybe_unused]] const std::uint32_t t = tail_.load(std::memory_order_relaxed);
-    assert((std::uncaught_exceptions() > 0 || (steal_of(h) == real_of(h) && real_of(h) == t)) &&
-           "local_queue destroyed while holding tasks");
+    SWARM_ASSERT((std::uncaught_exceptions() > 0 || (steal_of(h) == real_of(h) && real_of(h) == t)) &&
+                 "local_queue destroyed while holding tasks");
   }
 
   // ---- Index arithmetic of each step: pure, shared with the exhaustive model check in
@@ -131,15 +131,18 @@ public:
   static constexpr std::optional<std::uint64_t> head_after_pop(std::uint64_t head,
                                                                std::uint32_t tail) noexcept {
     const std::uint32_t steal = steal_of(head), real = real_of(head);
-    if (real == tail) return std::nullopt;
-    if (steal == real) return pack(real + 1, real + 1);
-    assert(steal != real + 1);
+    if (real == tail)
+      return std::nullopt;
+    if (steal == real)
+      return pack(real + 1, real + 1);
+    SWARM_ASSERT(steal != real + 1);
     return pack(steal, real + 1);
   }
   // How many tasks a thief claims: ceil(half of what is queued); 0 when another thief is
   // mid-steal or the queue is empty.
   static constexpr std::uint32_t steal_amount(std::uint64_t head, std::uint32_t tail) noexcept {
-    if (steal_of(head) != real_of(head)) return 0;
+    if (steal_of(head) != real_of(head))
+      return 0;
     const std::uint32_t available = tail - real_of(head);
     return available - available / 2;
   }
@@ -177,19 +180,20 @@ public:
   // has made room (remaining_slots() >= batch size): an overfull batch is a bug, asserted.
   // Runs per global-queue pull; no allocation, no lock.
   template <std::ranges::input_range Tasks>
-    requires std::convertible_to<std::ranges::range_reference_t<Tasks>, header*>
-  void push_back(Tasks&& tasks) noexcept {
+  requires std::convertible_to<std::ranges::range_reference_t<Tasks>, header*> void
+  push_back(Tasks&& tasks) noexcept {
     // Owner's own tail: relaxed.
     const std::uint32_t tail = tail_.load(std::memory_order_relaxed);
     // Acquire, rule S: pairs with the release CAS ending a steal, so the slots that thief
     // copied out are ours to rewrite.
     const std::uint32_t steal = steal_of(head_.load(std::memory_order_acquire));
     if constexpr (std::ranges::sized_range<Tasks>) {
-      assert(std::ranges::size(tasks) <= Capacity - (tail - steal) && "local_queue::push_back: batch does not fit");
+      SWARM_ASSERT(std::ranges::size(tasks) <= Capacity - (tail - steal) &&
+                   "local_queue::push_back: batch does not fit");
     }
     std::uint32_t i = tail;
     for (header* task : tasks) {
-      assert(i - steal < Capacity && "local_queue::push_back: batch does not fit");
+      SWARM_ASSERT(i - steal < Capacity && "local_queue::push_back: batch does not fit");
       buffer_[i & mask] = task; // slot outside [steal, tail): nobody else reads it until published
       ++i;
     }
@@ -230,7 +234,8 @@ public:
         overflow.push_batch(task, task, 1);
         return push_outcome::overflowed_one;
       }
-      if (push_overflow(task, real_of(h), tail, overflow)) return push_outcome::overflowed_half;
+      if (push_overflow(task, real_of(h), tail, overflow))
+        return push_outcome::overflowed_half;
       // A thief claimed a batch between our load and our CAS: there may be room now.
     }
   }
@@ -243,7 +248,8 @@ public:
     std::uint64_t h = head_.load(std::memory_order_acquire);
     for (;;) {
       const std::optional<std::uint64_t> next = head_after_pop(h, tail);
-      if (!next) return nullptr;
+      if (!next)
+        return nullptr;
       // Success acq_rel: the release is rule R (a thief that sees the new real sees a tail
       // past it). The acquire is not needed for the slot we read (we wrote it ourselves);
       // it is the ordering the spec ports from Tokio. Failure acquire: the value retried
@@ -263,16 +269,18 @@ public:
   // on the victim, or when the victim is empty. Runs per steal attempt; no allocation, no
   // lock.
   [[nodiscard]] steal_result steal_into(local_queue& dst) noexcept {
-    assert(&dst != this);
+    SWARM_ASSERT(&dst != this);
     // The caller owns dst: its own tail, relaxed.
     const std::uint32_t dst_tail = dst.tail_.load(std::memory_order_relaxed);
     // Acquire, rule S on dst: pairs with the release CAS ending a steal *from dst*, so the
     // dst slots that thief copied out are free for us to write.
     const std::uint32_t dst_steal = steal_of(dst.head_.load(std::memory_order_acquire));
-    if (dst_tail - dst_steal > half) return {};
+    if (dst_tail - dst_steal > half)
+      return {};
 
     const std::uint32_t n = steal_into2(dst, dst_tail);
-    if (n == 0) return {};
+    if (n == 0)
+      return {};
     // dst slots [dst_tail, dst_tail + n) were written by this thread and are unpublished.
     header* const task = dst.buffer_[(dst_tail + n - 1) & mask];
     if (n > 1) {
@@ -299,7 +307,7 @@ private:
   // changed head first.
   template <class Overflow>
   bool push_overflow(header* task, std::uint32_t real, std::uint32_t tail, Overflow& overflow) noexcept {
-    assert(tail - real == Capacity);
+    SWARM_ASSERT(tail - real == Capacity);
     std::uint64_t expected = pack(real, real);
     // Success release, rule R (and S: the new steal is a freed boundary thieves may trust
     // like any other). No acquire: the slots we read next were written by this thread.
@@ -336,14 +344,16 @@ private:
       // are visible.
       const std::uint32_t t = tail_.load(std::memory_order_acquire);
       n = steal_amount(h, t);
-      if (n == 0) return 0;
+      if (n == 0)
+        return 0;
       claimed = head_after_claim(h, n);
       // Success acq_rel: the release is rule R for the real we move (we saw a tail past it);
       // the acquire keeps the head we claimed from ordered like the loads above. Failure
       // acquire: we retry with the observed head, which must obey rule R as the first load.
-      if (head_.compare_exchange_strong(h, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+      if (head_.compare_exchange_strong(h, claimed, std::memory_order_acq_rel, std::memory_order_acquire))
+        break;
     }
-    assert(n <= half);
+    SWARM_ASSERT(n <= half);
 
     // [steal, steal + n) is ours until phase 2: the owner cannot write these slots (it sees
     // tail - steal as occupied) and no other thief claims while steal != real.
@@ -357,7 +367,7 @@ private:
     // meanwhile (moving real); retry with its value.
     h = claimed;
     for (;;) {
-      assert(steal_of(h) != real_of(h));
+      SWARM_ASSERT(steal_of(h) != real_of(h));
       if (head_.compare_exchange_strong(h, head_after_steal(h), std::memory_order_acq_rel,
                                         std::memory_order_acquire)) {
         return n;

@@ -18,12 +18,12 @@
 //   if the push had come a moment later).
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/task/header.hpp>
 
 #include <boost/lockfree/queue.hpp>
 
 #include <atomic>
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -42,8 +42,8 @@ public:
   lockfree_inject_queue& operator=(const lockfree_inject_queue&) = delete;
 
   ~lockfree_inject_queue() {
-    assert((std::uncaught_exceptions() > 0 || count(state_.load(std::memory_order_relaxed)) == 0) &&
-           "lockfree_inject_queue destroyed while holding tasks");
+    SWARM_ASSERT((std::uncaught_exceptions() > 0 || count(state_.load(std::memory_order_relaxed)) == 0) &&
+                 "lockfree_inject_queue destroyed while holding tasks");
   }
 
   // Acquire: pairs with the release RMWs of push/pop, so a thread that sees a count also
@@ -54,7 +54,8 @@ public:
   // False when closed: the task was not taken and the caller must release its reference.
   // May allocate a node (see the top).
   [[nodiscard]] bool push(header* task) noexcept {
-    if (!reserve(1)) return false;
+    if (!reserve(1))
+      return false;
     enqueue(task);
     return true;
   }
@@ -62,12 +63,14 @@ public:
   // n >= 1 tasks linked first -> ... -> last through queue_next. False when closed: none
   // was taken.
   [[nodiscard]] bool push_batch(header* first, [[maybe_unused]] header* last, std::size_t n) noexcept {
-    assert(first != nullptr && last != nullptr && n >= 1);
-    if (!reserve(n)) return false;
+    SWARM_ASSERT(first != nullptr && last != nullptr && n >= 1);
+    if (!reserve(n))
+      return false;
     for (std::size_t i = 0; i < n; ++i) {
       // Read the link before publishing the task: a consumer may take it at once.
       header* const next = first->queue_next;
-      assert((i + 1 < n || first == last) && "lockfree_inject_queue::push_batch: n does not match the chain");
+      SWARM_ASSERT((i + 1 < n || first == last) &&
+                   "lockfree_inject_queue::push_batch: n does not match the chain");
       enqueue(first);
       first = next;
     }
@@ -75,9 +78,11 @@ public:
   }
 
   header* pop() noexcept {
-    if (len() == 0) return nullptr;
+    if (len() == 0)
+      return nullptr;
     header* task = dequeue();
-    if (task != nullptr) release(1);
+    if (task != nullptr)
+      release(1);
     return task;
   }
 
@@ -86,14 +91,17 @@ public:
   template <class Sink>
   std::size_t pop_n(std::size_t n, Sink&& sink) noexcept {
     static_assert(std::is_nothrow_invocable_v<Sink&, header*>, "inject_queue: the sink must be noexcept");
-    if (n == 0 || len() == 0) return 0;
+    if (n == 0 || len() == 0)
+      return 0;
     std::size_t taken = 0;
     for (; taken < n; ++taken) {
       header* const task = dequeue();
-      if (task == nullptr) break;
+      if (task == nullptr)
+        break;
       sink(task);
     }
-    if (taken != 0) release(taken);
+    if (taken != 0)
+      release(taken);
     return taken;
   }
 
@@ -111,7 +119,8 @@ public:
         continue;
       }
       const std::uint64_t s = state_.load(std::memory_order_acquire);
-      if (count(s) == 0 || (s & closed_bit) == 0) return taken;
+      if (count(s) == 0 || (s & closed_bit) == 0)
+        return taken;
       std::this_thread::yield(); // a pusher is between its reservation and its enqueue
     }
   }
@@ -119,9 +128,7 @@ public:
   // True only for the call that closed the queue. acq_rel: totally ordered with every
   // reservation CAS on state_ (one atomic word), which is what makes "no push succeeds
   // after close" hold; acquire for drain's view of the count.
-  bool close() noexcept {
-    return (state_.fetch_or(closed_bit, std::memory_order_acq_rel) & closed_bit) == 0;
-  }
+  bool close() noexcept { return (state_.fetch_or(closed_bit, std::memory_order_acq_rel) & closed_bit) == 0; }
 
   bool is_closed() const noexcept { return (state_.load(std::memory_order_acquire) & closed_bit) != 0; }
 
@@ -135,7 +142,8 @@ private:
   bool reserve(std::size_t n) noexcept {
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     do {
-      if (s & closed_bit) return false;
+      if (s & closed_bit)
+        return false;
     } while (!state_.compare_exchange_weak(s, s + count_one * n, std::memory_order_acq_rel,
                                            std::memory_order_relaxed));
     return true;
@@ -147,7 +155,8 @@ private:
   void enqueue(header* task) noexcept {
     // Fails only if a node cannot be allocated: treat like any allocation failure in a
     // noexcept path.
-    if (!queue_.push(task)) std::terminate();
+    if (!queue_.push(task))
+      std::terminate();
   }
 
   header* dequeue() noexcept {

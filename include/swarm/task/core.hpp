@@ -6,13 +6,13 @@
 // rest through the vtable and generic code through compile-time constants.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/join_error.hpp>
 
 #include <algorithm>
-#include <cassert>
 #include <concepts>
 #include <cstddef>
 #include <new>
@@ -41,7 +41,9 @@ concept future = requires(F& f, poll_context& cx) {
 // attach(header*). The cell calls it once, right after constructing the future and before
 // the task is handed to anyone: a task is complete before another thread can see it.
 template <class F>
-concept attaching_future = requires(F& f, header* h) { f.attach(h); };
+concept attaching_future = requires(F& f, header* h) {
+  f.attach(h);
+};
 
 // A task's result: its value, or the join_error that replaced it. Destroying it may throw
 // when T's destructor may (tasks report that as a panic where Tokio does).
@@ -69,10 +71,10 @@ public:
   }
 
   bool has_value() const noexcept { return ok_; }
-  T& value() & noexcept { return assert(ok_), value_; }
-  T&& value() && noexcept { return assert(ok_), std::move(value_); }
-  join_error& error() noexcept { return assert(!ok_), error_; }
-  const join_error& error() const noexcept { return assert(!ok_), error_; }
+  T& value() & noexcept { return SWARM_ASSERT(ok_), value_; }
+  T&& value() && noexcept { return SWARM_ASSERT(ok_), std::move(value_); }
+  join_error& error() noexcept { return SWARM_ASSERT(!ok_), error_; }
+  const join_error& error() const noexcept { return SWARM_ASSERT(!ok_), error_; }
 
 private:
   union {
@@ -113,9 +115,9 @@ public:
 
   bool has_value() const noexcept { return engaged_; }
   explicit operator bool() const noexcept { return engaged_; }
-  T& operator*() & noexcept { return assert(engaged_), value_; }
-  T&& operator*() && noexcept { return assert(engaged_), std::move(value_); }
-  T* operator->() noexcept { return assert(engaged_), &value_; }
+  T& operator*() & noexcept { return SWARM_ASSERT(engaged_), value_; }
+  T&& operator*() && noexcept { return SWARM_ASSERT(engaged_), std::move(value_); }
+  T* operator->() noexcept { return SWARM_ASSERT(engaged_), &value_; }
 
   operator std::optional<T>() && {
     std::optional<T> o;
@@ -146,11 +148,11 @@ public:
   stage(const stage&) = delete;
   stage& operator=(const stage&) = delete;
   // The cell destroys the stage explicitly with drop(); nothing may be left by then.
-  ~stage() { assert(tag_ == tag::consumed); }
+  ~stage() { SWARM_ASSERT(tag_ == tag::consumed); }
 
   tag current() const noexcept { return tag_; }
 
-  F& future() noexcept { return assert(tag_ == tag::running), future_; }
+  F& future() noexcept { return SWARM_ASSERT(tag_ == tag::running), future_; }
 
   // Destroys the future or the output, whichever is present. The stage is consumed even
   // when the destructor throws; the exception propagates.
@@ -164,7 +166,7 @@ public:
 
   // Precondition: consumed.
   void store(outcome<output_type>&& o) noexcept(std::is_nothrow_move_constructible_v<output_type>) {
-    assert(tag_ == tag::consumed);
+    SWARM_ASSERT(tag_ == tag::consumed);
     ::new (static_cast<void*>(&output_)) outcome<output_type>(std::move(o));
     tag_ = tag::finished;
   }

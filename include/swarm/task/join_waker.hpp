@@ -14,7 +14,7 @@
 
 #include <swarm/task/header.hpp>
 
-#include <cassert>
+#include <swarm/detail/assert.hpp>
 
 namespace swarm::detail {
 
@@ -46,7 +46,7 @@ inline bool can_read_output(header* h, trailer& tr, const waker& w) {
   }
   if (r.ok)
     return false;
-  assert(r.value.is_complete()); // lost the race with completion
+  SWARM_ASSERT(r.value.is_complete()); // lost the race with completion
   return true;
 }
 

@@ -5,13 +5,13 @@
 // single thread and takes no locks.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/task/new_task.hpp>
 #include <swarm/task/spin_lock.hpp>
 
 #include <atomic>
 #include <bit>
-#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -106,7 +106,7 @@ public:
 
   owned_tasks(const owned_tasks&) = delete;
   owned_tasks& operator=(const owned_tasks&) = delete;
-  ~owned_tasks() { assert(is_empty()); }
+  ~owned_tasks() { SWARM_ASSERT(is_empty()); }
 
   std::uint64_t id() const noexcept { return id_; }
   std::size_t shard_count() const noexcept { return shard_mask_ + 1; }
@@ -148,7 +148,7 @@ public:
     header* h = t.get();
     if (h->owner_id == 0)
       return {};
-    assert(h->owner_id == id_);
+    SWARM_ASSERT(h->owner_id == id_);
     shard& sh = shard_for(t.id());
     std::lock_guard lock(sh.mutex);
     if (!sh.list.contains(h))
@@ -255,7 +255,7 @@ public:
   local_owned_tasks() : id_(next_owner_id()), thread_(std::this_thread::get_id()) {}
   local_owned_tasks(const local_owned_tasks&) = delete;
   local_owned_tasks& operator=(const local_owned_tasks&) = delete;
-  ~local_owned_tasks() { assert(list_.empty()); }
+  ~local_owned_tasks() { SWARM_ASSERT(list_.empty()); }
 
   std::uint64_t id() const noexcept { return id_; }
 
@@ -280,7 +280,7 @@ public:
     header* h = t.get();
     if (h->owner_id == 0)
       return {};
-    assert(h->owner_id == id_);
+    SWARM_ASSERT(h->owner_id == id_);
     if (!list_.contains(h))
       return {};
     list_.unlink(h);

@@ -7,8 +7,9 @@
 // in the harness and is asserted.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
+
 #include <atomic>
-#include <cassert>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -74,11 +75,11 @@ public:
   constexpr void unset_join_waker() noexcept { bits_ &= ~join_waker; }
 
   constexpr void ref_inc() noexcept {
-    assert(bits_ <= static_cast<std::uintptr_t>(std::numeric_limits<std::intptr_t>::max()));
+    SWARM_ASSERT(bits_ <= static_cast<std::uintptr_t>(std::numeric_limits<std::intptr_t>::max()));
     bits_ += ref_one;
   }
   constexpr void ref_dec() noexcept {
-    assert(ref_count() > 0);
+    SWARM_ASSERT(ref_count() > 0);
     bits_ -= ref_one;
   }
 
@@ -88,29 +89,29 @@ private:
   std::uintptr_t bits_ = 0;
 };
 
-enum class [[nodiscard]] to_running {
-  success,   // the caller holds `running` and must poll
-  cancelled, // the caller holds `running` and must cancel the task
-  failed,    // already running or complete; the `notified`'s reference was dropped
-  dealloc,   // as failed, and that was the last reference: the caller must deallocate
+enum class [[nodiscard]] to_running{
+    success,   // the caller holds `running` and must poll
+    cancelled, // the caller holds `running` and must cancel the task
+    failed,    // already running or complete; the `notified`'s reference was dropped
+    dealloc,   // as failed, and that was the last reference: the caller must deallocate
 };
 
-enum class [[nodiscard]] to_idle {
-  ok,          // idle again; the poll's reference was consumed
-  ok_notified, // idle and notified: a reference was added for the new `notified`
-  ok_dealloc,  // idle, and the poll's reference was the last: deallocate
-  cancelled,   // not idle: cancelled while running; the caller still holds `running`
+enum class [[nodiscard]] to_idle{
+    ok,          // idle again; the poll's reference was consumed
+    ok_notified, // idle and notified: a reference was added for the new `notified`
+    ok_dealloc,  // idle, and the poll's reference was the last: deallocate
+    cancelled,   // not idle: cancelled while running; the caller still holds `running`
 };
 
-enum class [[nodiscard]] to_notified_by_val {
-  do_nothing, // the caller's reference was consumed
-  submit,     // a `notified` was created; the caller must schedule it, then drop its own ref
-  dealloc,    // the caller's reference was the last: deallocate
+enum class [[nodiscard]] to_notified_by_val{
+    do_nothing, // the caller's reference was consumed
+    submit,     // a `notified` was created; the caller must schedule it, then drop its own ref
+    dealloc,    // the caller's reference was the last: deallocate
 };
 
-enum class [[nodiscard]] to_notified_by_ref {
-  do_nothing,
-  submit, // a `notified` (and its reference) was created; the caller must schedule it
+enum class [[nodiscard]] to_notified_by_ref{
+    do_nothing,
+    submit, // a `notified` (and its reference) was created; the caller must schedule it
 };
 
 struct [[nodiscard]] join_handle_dropped {
@@ -139,7 +140,7 @@ public:
     using r = to_running;
     r action{};
     update([&](snapshot s) -> std::optional<snapshot> {
-      assert(s.is_notified());
+      SWARM_ASSERT(s.is_notified());
       if (!s.is_idle()) {
         // Someone else runs it, or it is done: give up the `notified`'s reference.
         s.ref_dec();
@@ -160,7 +161,7 @@ public:
     using r = to_idle;
     r action{};
     update([&](snapshot s) -> std::optional<snapshot> {
-      assert(s.is_running());
+      SWARM_ASSERT(s.is_running());
       if (s.is_cancelled()) {
         action = r::cancelled; // keep `running`: the caller cancels the task now
         return std::nullopt;
@@ -183,8 +184,8 @@ public:
   snapshot transition_to_complete() noexcept {
     const std::uintptr_t delta = running | complete;
     const snapshot prev(word_.fetch_xor(delta, std::memory_order_acq_rel));
-    assert(prev.is_running());
-    assert(!prev.is_complete());
+    SWARM_ASSERT(prev.is_running());
+    SWARM_ASSERT(!prev.is_complete());
     return snapshot(prev.bits() ^ delta);
   }
 
@@ -192,7 +193,7 @@ public:
   // the caller must deallocate.
   bool transition_to_terminal(std::uintptr_t count) noexcept {
     const snapshot prev(word_.fetch_sub(count * ref_one, std::memory_order_acq_rel));
-    assert(prev.ref_count() >= count);
+    SWARM_ASSERT(prev.ref_count() >= count);
     return prev.ref_count() == count;
   }
 
@@ -206,7 +207,7 @@ public:
         // the last one.
         s.set_notified();
         s.ref_dec();
-        assert(s.ref_count() > 0);
+        SWARM_ASSERT(s.ref_count() > 0);
         action = r::do_nothing;
       } else if (s.is_complete() || s.is_notified()) {
         s.ref_dec();
@@ -304,7 +305,7 @@ public:
   join_handle_dropped transition_to_join_handle_dropped() noexcept {
     join_handle_dropped t{};
     update([&](snapshot s) -> std::optional<snapshot> {
-      assert(s.is_join_interested());
+      SWARM_ASSERT(s.is_join_interested());
       snapshot next = s;
       next.unset_join_interested();
       if (!s.is_complete()) {
@@ -322,8 +323,8 @@ public:
   // task completed.
   [[nodiscard]] update_result set_join_waker() noexcept {
     return update([](snapshot s) -> std::optional<snapshot> {
-      assert(s.is_join_interested());
-      assert(!s.is_join_waker_set());
+      SWARM_ASSERT(s.is_join_interested());
+      SWARM_ASSERT(!s.is_join_waker_set());
       if (s.is_complete())
         return std::nullopt;
       s.set_join_waker();
@@ -335,10 +336,10 @@ public:
   // nothing, when the task completed.
   [[nodiscard]] update_result unset_waker() noexcept {
     return update([](snapshot s) -> std::optional<snapshot> {
-      assert(s.is_join_interested());
+      SWARM_ASSERT(s.is_join_interested());
       if (s.is_complete())
         return std::nullopt;
-      assert(s.is_join_waker_set());
+      SWARM_ASSERT(s.is_join_waker_set());
       s.unset_join_waker();
       return s;
     });
@@ -347,8 +348,8 @@ public:
   // Runtime side, after it used the join waker at completion: hands the slot back.
   snapshot unset_waker_after_complete() noexcept {
     const snapshot prev(word_.fetch_and(~join_waker, std::memory_order_acq_rel));
-    assert(prev.is_complete());
-    assert(prev.is_join_waker_set());
+    SWARM_ASSERT(prev.is_complete());
+    SWARM_ASSERT(prev.is_join_waker_set());
     return snapshot(prev.bits() & ~join_waker);
   }
 
@@ -363,14 +364,14 @@ public:
   // Returns true if it was the last reference: the caller must deallocate.
   [[nodiscard]] bool ref_dec() noexcept {
     const snapshot prev(word_.fetch_sub(ref_one, std::memory_order_acq_rel));
-    assert(prev.ref_count() >= 1);
+    SWARM_ASSERT(prev.ref_count() >= 1);
     return prev.ref_count() == 1;
   }
 
   // Returns true if those were the last two references.
   [[nodiscard]] bool ref_dec_twice() noexcept {
     const snapshot prev(word_.fetch_sub(2 * ref_one, std::memory_order_acq_rel));
-    assert(prev.ref_count() >= 2);
+    SWARM_ASSERT(prev.ref_count() >= 2);
     return prev.ref_count() == 2;
   }
 
