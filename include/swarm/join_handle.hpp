@@ -15,9 +15,9 @@
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
@@ -78,7 +78,8 @@ class join_waiter {
 public:
   using handler_type = boost::asio::any_completion_handler<join_signature<T>>;
 
-  join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw) : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
+  join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw)
+      : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
   // The last reference: a handler still held (a delivery dropped unrun at shutdown) is
   // destroyed with us, and its unit of work with it.
   ~join_waiter() {
@@ -108,8 +109,9 @@ public:
       lock.unlock();
       if (old)
         post_error(std::move(*old), boost::asio::error::operation_aborted);
-      post_exception(std::move(h), std::make_exception_ptr(std::logic_error(
-                                       "swarm::join_handle: the task's value was already delivered to an earlier wait")));
+      post_exception(std::move(h),
+                     std::make_exception_ptr(std::logic_error(
+                         "swarm::join_handle: the task's value was already delivered to an earlier wait")));
       if (release)
         rt_->work_finished();
       return;
@@ -227,15 +229,18 @@ private:
   // dropped job goes on too. The job hops to the in-flight handler's executor, where
   // decide() runs: a wait must always complete.
   void send_delivery() {
-    rt_->post_job(must_run_job([w = this] {
-                    boost::asio::any_completion_executor ex;
-                    {
-                      std::lock_guard lock(w->mutex_);
-                      ex = boost::asio::get_associated_executor(*w->inflight_handler_, w->rt_->get_executor());
-                    }
-                    boost::asio::dispatch(ex, decide_fn{w});
-                  }),
-                  false);
+    rt_->post_job(must_run_job([w = this] { w->dispatch_decide(); }), false);
+  }
+
+  // The hop itself, from a runtime job (never from the initiating call, which could run the
+  // handler inline). Holds the reference taken by prepare_delivery.
+  void dispatch_decide() {
+    boost::asio::any_completion_executor ex;
+    {
+      std::lock_guard lock(mutex_);
+      ex = boost::asio::get_associated_executor(*inflight_handler_, rt_->get_executor());
+    }
+    boost::asio::dispatch(ex, decide_fn{this});
   }
 
   // On the handler's executor. Holds the reference taken by prepare_delivery.
@@ -282,7 +287,8 @@ private:
     if (value)
       invoke(std::move(h), std::move(value->first), std::move(value->second));
     else
-      invoke(std::move(h), std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)),
+      invoke(std::move(h),
+             std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)),
              V{});
   }
 
@@ -293,14 +299,15 @@ private:
       std::move(h)(std::move(e), std::move(v));
   }
 
-  // Woken at completion (the join waker). Runs on a runtime worker.
+  // Woken at completion (the join waker), in the must-run job that the waker posted: it
+  // hops to the handler's executor from here, with no second job.
   void on_complete() {
     std::unique_lock lock(mutex_);
     read_outcome();
     const bool send = prepare_delivery();
     lock.unlock();
     if (send)
-      send_delivery();
+      dispatch_decide();
   }
 
   // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
@@ -316,7 +323,9 @@ private:
   // Completions that decide nothing (errors): through the runtime, then on the handler's
   // executor, where its slot is cleared and it is invoked. Never inline in the initiating
   // call or in an emitter.
-  void post_exception(handler_type h, std::exception_ptr e) { rt_->post_job(delivery{rt_, std::move(h), std::move(e)}, false); }
+  void post_exception(handler_type h, std::exception_ptr e) {
+    rt_->post_job(delivery{rt_, std::move(h), std::move(e)}, false);
+  }
   void post_error(handler_type h, boost::system::error_code ec) {
     post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
   }
@@ -327,7 +336,8 @@ private:
     runtime* rt;
     std::optional<handler_type> h;
     std::exception_ptr e;
-    delivery(runtime* r, handler_type hh, std::exception_ptr ee) : rt(r), h(std::move(hh)), e(std::move(ee)) {}
+    delivery(runtime* r, handler_type hh, std::exception_ptr ee)
+        : rt(r), h(std::move(hh)), e(std::move(ee)) {}
     delivery(delivery&& o) noexcept : rt(o.rt), h(std::move(o.h)), e(std::move(o.e)) {
       o.h.reset(); // the moved-from delivery must not deliver
     }
@@ -387,7 +397,7 @@ private:
   std::uint64_t pending_gen_ = 0;
   std::uint64_t next_gen_ = 0;
   std::optional<handler_type> inflight_handler_; // the wait a value is on its way to
-  std::uint64_t inflight_gen_ = 0;                // 0: none
+  std::uint64_t inflight_gen_ = 0;               // 0: none
   bool inflight_cancelled_ = false;
   std::optional<std::pair<std::exception_ptr, V>> stash_; // read from the task, not yet handed over
   bool taken_ = false;                                    // handed over to a wait

@@ -146,7 +146,7 @@ void abort_asio_task(header* h) {
 
 void forward_cancellation(header* h, boost::asio::cancellation_type type) {
   h->state.ref_inc(); // held by the op
-  submit_to_task(h, new serial_op_impl<emit_abort>(emit_abort(h, type)));
+  submit_to_task(h, serial_op_impl<emit_abort>::create(emit_abort(h, type)));
 }
 
 void task_sched::abort(header* h) { abort_asio_task(h); }

@@ -13,10 +13,14 @@
 // read-modify-write: switching to strand mode can never race a pusher's choice.
 #pragma once
 
+#include <swarm/detail/assert.hpp>
+
+#include <boost/asio/recycling_allocator.hpp>
+
 #include <atomic>
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
 
 namespace swarm::detail {
@@ -28,17 +32,39 @@ struct serial_op {
   void (*complete)(serial_op* op, bool run) = nullptr;
 };
 
+// A queued function object. Its memory comes from Asio's per-thread recycling cache, as
+// io_context's own queued functions do (with its default allocator): a handler queued and
+// run on a worker reuses a block the worker freed, instead of a malloc and a free that are
+// often on two threads. Freed before the function runs, so that the function can queue
+// the next one into the block just freed.
 template <class F>
 struct serial_op_impl : serial_op {
+  using allocator = boost::asio::recycling_allocator<serial_op_impl>;
+
   F f;
+
   template <class G>
   explicit serial_op_impl(G&& g) : f(std::forward<G>(g)) {
     complete = &do_complete;
   }
+
+  template <class G>
+  static serial_op* create(G&& g) {
+    allocator a;
+    serial_op_impl* mem = a.allocate(1);
+    try {
+      return ::new (static_cast<void*>(mem)) serial_op_impl(std::forward<G>(g));
+    } catch (...) {
+      a.deallocate(mem, 1);
+      throw;
+    }
+  }
+
   static void do_complete(serial_op* base, bool run) {
     auto* op = static_cast<serial_op_impl*>(base);
     F local(std::move(op->f));
-    delete op;
+    op->~serial_op_impl();
+    allocator().deallocate(op, 1);
     if (run)
       std::move(local)();
   }
@@ -70,7 +96,8 @@ public:
     // Link after counting: a drainer that sees the count but not yet the op retries.
     op->next = pushed_.load(std::memory_order_relaxed);
     // Release: publishes the op's contents to the drainer's acquire exchange.
-    while (!pushed_.compare_exchange_weak(op->next, op, std::memory_order_release, std::memory_order_relaxed)) {
+    while (
+        !pushed_.compare_exchange_weak(op->next, op, std::memory_order_release, std::memory_order_relaxed)) {
     }
     if ((prev >> 1) != 0)
       return push_result::queued;
@@ -90,9 +117,9 @@ public:
   // Accounts for `n` ops run. Returns true when that brought the count to zero: the
   // responsibility is released and the caller must not touch the queue again.
   bool release(std::size_t n) noexcept {
-    assert(n > 0);
+    SWARM_ASSERT(n > 0);
     const std::uintptr_t prev = control_.fetch_sub(n * one, std::memory_order_acq_rel);
-    assert((prev >> 1) >= n);
+    SWARM_ASSERT((prev >> 1) >= n);
     return (prev >> 1) == n;
   }
 

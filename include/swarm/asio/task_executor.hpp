@@ -115,7 +115,7 @@ public:
       std::move(tmp)();
       return;
     }
-    submit_to_task(h_, new serial_op_impl<std::decay_t<F>>(std::forward<F>(f)));
+    submit_to_task(h_, serial_op_impl<std::decay_t<F>>::create(std::forward<F>(f)));
   }
 
   // Networking TS members.

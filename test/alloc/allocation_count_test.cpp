@@ -1,0 +1,165 @@
+// Allocations per operation on the public path, in steady state, on a one-worker runtime:
+// operator new calls on every thread, over a batch of 2n operations minus a batch of n, so
+// that what a batch costs once (its root task, its vectors) cancels out. Counted, not timed:
+// each count is asserted, so an extra allocation on the hot path fails here.
+//
+// The counts hold for the Boost.Asio this suite is built with (1.81 in CI); Asio's own
+// allocations (awaitable frames, co_spawn's state) are part of them.
+#include "counting_new.hpp"
+
+#include <swarm/swarm.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using swarm_test::allocation_counter;
+
+namespace {
+
+using executor = swarm::runtime::executor_type;
+
+// Runs `body(ex, n)` inside one task on a started one-worker runtime: first unmeasured (to
+// fill Asio's and swarm's per-thread caches), then n and 2n operations counted.
+template <class Body>
+double allocations_per_op(Body body) {
+  constexpr int n = 500;
+  swarm::runtime rt(1);
+  rt.start();
+  auto batch = [&](int ops) -> std::uint64_t {
+    auto jh = swarm::spawn(
+        rt.get_executor(), [&body, ops, ex = rt.get_executor()]() -> asio::awaitable<std::uint64_t> {
+          co_await body(ex, ops);
+          const std::uint64_t before = allocation_counter::count.load(std::memory_order_relaxed);
+          allocation_counter::on.store(true, std::memory_order_relaxed);
+          co_await body(ex, ops);
+          allocation_counter::on.store(false, std::memory_order_relaxed);
+          co_return allocation_counter::count.load(std::memory_order_relaxed) - before;
+        });
+    std::future<std::uint64_t> f = jh.async_wait(asio::use_future);
+    BOOST_REQUIRE(f.wait_for(60s) == std::future_status::ready);
+    return f.get();
+  };
+  const std::uint64_t once = batch(n);
+  const std::uint64_t twice = batch(2 * n);
+  BOOST_REQUIRE(twice >= once);
+  const double per_op = static_cast<double>(twice - once) / n;
+  BOOST_TEST_MESSAGE("allocations per operation: " << per_op << " (" << once << " for " << n << ", " << twice
+                                                   << " for " << 2 * n << ")");
+  return per_op;
+}
+
+// Within a rounding of a whole count: the batches are deterministic, so a real change of
+// one allocation per operation moves the figure by 1.
+bool about(double measured, double expected) {
+  return measured > expected - 0.05 && measured < expected + 0.05;
+}
+
+asio::awaitable<void> empty() { co_return; }
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(allocations_per_operation)
+
+BOOST_AUTO_TEST_CASE(spawn_of_a_coroutine_and_co_await_of_its_join) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, empty);
+  });
+  BOOST_TEST(about(a, 2), a);
+}
+
+BOOST_AUTO_TEST_CASE(spawn_of_a_callable_and_co_await_of_its_join) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, [] { return 1; });
+  });
+  BOOST_TEST(about(a, 2), a);
+}
+
+BOOST_AUTO_TEST_CASE(yield_now) {
+  const double a = allocations_per_op([](executor, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::yield_now();
+  });
+  BOOST_TEST(about(a, 0), a);
+}
+
+// Each callback spawns the next task and waits for it, so one task is alive at a time.
+BOOST_AUTO_TEST_CASE(join_wait_with_a_callback) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+    struct step {
+      executor ex;
+      asio::steady_timer* all_done;
+      int left;
+      std::shared_ptr<swarm::join_handle<void>> jh; // the handle outlives its wait
+      void operator()() {
+        if (left-- == 0) {
+          all_done->cancel();
+          return;
+        }
+        jh = std::make_shared<swarm::join_handle<void>>(swarm::spawn(ex, empty));
+        jh->async_wait([s = *this](std::exception_ptr) mutable { s(); });
+      }
+    };
+    step{ex, &all_done, n, nullptr}();
+    boost::system::error_code ec;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  });
+  BOOST_TEST(about(a, 2), a); // one of them is the step's make_shared
+}
+
+BOOST_AUTO_TEST_CASE(join_wait_with_use_awaitable) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, empty).async_wait(asio::use_awaitable);
+  });
+  BOOST_TEST(about(a, 2), a);
+}
+
+BOOST_AUTO_TEST_CASE(abort_and_join) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i) {
+      auto jh = swarm::spawn(ex, []() -> asio::awaitable<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+      });
+      jh.abort();
+      try {
+        co_await std::move(jh);
+      } catch (const swarm::join_error&) {
+      }
+    }
+  });
+  BOOST_TEST(about(a, 2), a);
+}
+
+BOOST_AUTO_TEST_CASE(post_from_a_task) {
+  const double a = allocations_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    asio::steady_timer all_ran(ex, asio::steady_timer::time_point::max());
+    int left = n;
+    for (int i = 0; i < n; ++i)
+      asio::post(ex, [&] {
+        if (--left == 0)
+          all_ran.cancel();
+      });
+    boost::system::error_code ec;
+    co_await all_ran.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  });
+  BOOST_TEST(about(a, 0), a);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
