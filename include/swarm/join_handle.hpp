@@ -7,6 +7,7 @@
 #include <swarm/asio/exclusive_use.hpp>
 #include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/task.hpp>
+#include <swarm/asio/task_executor.hpp>
 #include <swarm/detail/config.hpp>
 #include <swarm/runtime.hpp>
 #include <swarm/task/abort.hpp>
@@ -232,8 +233,8 @@ private:
     rt_->post_job(must_run_job([w = this] { w->dispatch_decide(); }), false);
   }
 
-  // The hop itself, from a runtime job (never from the initiating call, which could run the
-  // handler inline). Holds the reference taken by prepare_delivery.
+  // The hop itself, from a runtime job (never from the initiating call or a waker, where
+  // the handler could run inline). Holds the reference taken by prepare_delivery.
   void dispatch_decide() {
     boost::asio::any_completion_executor ex;
     {
@@ -299,15 +300,25 @@ private:
       std::move(h)(std::move(e), std::move(v));
   }
 
-  // Woken at completion (the join waker), in the must-run job that the waker posted: it
-  // hops to the handler's executor from here, with no second job.
-  void on_complete() {
+  // The join waker fired: the task completed, on this thread (its harness is on the
+  // stack, so no handler may run here). A wait whose handler runs on a swarm task (a
+  // coroutine awaiting the handle) gets its delivery queued on that task at once, as Tokio's
+  // join waker wakes the awaiting task: one scheduling of the awaiter, no runtime job. Any
+  // other handler gets a must-run job that hops to its executor.
+  void on_join_wake() {
     std::unique_lock lock(mutex_);
     read_outcome();
-    const bool send = prepare_delivery();
+    if (!prepare_delivery())
+      return;
+    // Keeps the awaiting task's cell alive until the delivery is queued on it.
+    boost::asio::any_completion_executor ex =
+        boost::asio::get_associated_executor(*inflight_handler_, rt_->get_executor());
     lock.unlock();
-    if (send)
-      dispatch_decide();
+    const task_executor* awaiter = ex.template target<task_executor>();
+    if (awaiter && &awaiter->get_runtime() == rt_)
+      submit_to_task(awaiter->task_header(), serial_op_impl<decide_fn>::create(decide_fn{this}));
+    else
+      send_delivery();
   }
 
   // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
@@ -370,21 +381,7 @@ private:
     w_wake_by_ref(p);
     static_cast<join_waiter*>(p)->unref();
   }
-  static void w_wake_by_ref(void* p) {
-    auto* w = static_cast<join_waiter*>(p);
-    w->ref();
-    // Run or dropped (a runtime shutting down drops its queued jobs, and the join waker
-    // fires exactly then, when shutdown cancels the task), it reads the outcome: a pending
-    // wait must complete, and the reference must be given back.
-    w->rt_->post_job(must_run_job([w] {
-                       struct release {
-                         join_waiter* w;
-                         ~release() { w->unref(); }
-                       } guard{w};
-                       w->on_complete();
-                     }),
-                     false);
-  }
+  static void w_wake_by_ref(void* p) { static_cast<join_waiter*>(p)->on_join_wake(); }
   static void w_drop(void* p) noexcept { static_cast<join_waiter*>(p)->unref(); }
   static constexpr waker_vtable vtable{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};
 

@@ -1,7 +1,8 @@
-// Allocations per operation on the public path, in steady state, on a one-worker runtime:
-// operator new calls on every thread, over a batch of 2n operations minus a batch of n, so
-// that what a batch costs once (its root task, its vectors) cancels out. Counted, not timed:
-// each count is asserted, so an extra allocation on the hot path fails here.
+// Allocations and schedules per operation on the public path, in steady state, on a one-worker
+// runtime: operator new calls and queued tasks and jobs on every thread, over a batch of 2n operations
+// minus a batch of n, so that what a batch costs once (its root task, its vectors) cancels
+// out. Counted, not timed: each count is asserted, so an extra allocation or an extra hop on
+// the hot path fails here.
 //
 // The counts hold for the Boost.Asio this suite is built with (1.81 in CI); Asio's own
 // allocations (awaitable frames, co_spawn's state) are part of them.
@@ -22,6 +23,8 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <thread>
+#include <utility>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -31,14 +34,41 @@ namespace {
 
 using executor = swarm::runtime::executor_type;
 
+// What a batch of operations cost, counted on every thread.
+struct costs {
+  double allocations = 0; // operator new calls while counting is on
+  double schedules = 0;   // tasks and runtime jobs queued to run (local_schedule_count)
+};
+
+// How many times the workers queued a task or a runtime job to run, once the runtime has
+// gone idle: a worker publishes its counts when it parks, so read until they stay put.
+std::uint64_t settled_schedules(const swarm::runtime& rt) {
+  auto total = [&] {
+    std::uint64_t n = 0;
+    for (const auto& w : rt.metrics().workers)
+      n += w.local_schedule_count;
+    return n;
+  };
+  std::uint64_t last = total();
+  for (int unchanged = 0; unchanged < 5;) {
+    std::this_thread::sleep_for(10ms);
+    const std::uint64_t now = total();
+    unchanged = now == last ? unchanged + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 // Runs `body(ex, n)` inside one task on a started one-worker runtime: first unmeasured (to
-// fill Asio's and swarm's per-thread caches), then n and 2n operations counted.
+// fill Asio's and swarm's per-thread caches), then n and 2n operations counted; returns the
+// cost per operation.
 template <class Body>
-double allocations_per_op(Body body) {
+costs costs_per_op(Body body) {
   constexpr int n = 500;
   swarm::runtime rt(1);
   rt.start();
-  auto batch = [&](int ops) -> std::uint64_t {
+  auto batch = [&](int ops) -> std::pair<std::uint64_t, std::uint64_t> {
+    const std::uint64_t schedules_before = settled_schedules(rt);
     auto jh = swarm::spawn(
         rt.get_executor(), [&body, ops, ex = rt.get_executor()]() -> asio::awaitable<std::uint64_t> {
           co_await body(ex, ops);
@@ -48,17 +78,28 @@ double allocations_per_op(Body body) {
           allocation_counter::on.store(false, std::memory_order_relaxed);
           co_return allocation_counter::count.load(std::memory_order_relaxed) - before;
         });
-    std::future<std::uint64_t> f = jh.async_wait(asio::use_future);
+    auto f = jh.async_wait(asio::use_future);
     BOOST_REQUIRE(f.wait_for(60s) == std::future_status::ready);
-    return f.get();
+    const std::uint64_t allocations = f.get();
+    return {allocations, settled_schedules(rt) - schedules_before};
   };
-  const std::uint64_t once = batch(n);
-  const std::uint64_t twice = batch(2 * n);
-  BOOST_REQUIRE(twice >= once);
-  const double per_op = static_cast<double>(twice - once) / n;
-  BOOST_TEST_MESSAGE("allocations per operation: " << per_op << " (" << once << " for " << n << ", " << twice
-                                                   << " for " << 2 * n << ")");
-  return per_op;
+  const auto once = batch(n);
+  const auto twice = batch(2 * n);
+  BOOST_REQUIRE(twice.first >= once.first);
+  BOOST_REQUIRE(twice.second >= once.second);
+  costs c;
+  c.allocations = static_cast<double>(twice.first - once.first) / n;
+  // Each batch runs its body twice (warm-up and counted): 2n against 4n operations.
+  c.schedules = static_cast<double>(twice.second - once.second) / (2 * n);
+  BOOST_TEST_MESSAGE("per operation: " << c.allocations << " allocations (" << once.first << " for " << n
+                                       << ", " << twice.first << " for " << 2 * n << "), " << c.schedules
+                                       << " schedules");
+  return c;
+}
+
+template <class Body>
+double allocations_per_op(Body body) {
+  return costs_per_op(std::move(body)).allocations;
 }
 
 // Within a rounding of a whole count: the batches are deterministic, so a real change of
@@ -160,6 +201,25 @@ BOOST_AUTO_TEST_CASE(post_from_a_task) {
     co_await all_ran.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   });
   BOOST_TEST(about(a, 0), a);
+}
+
+// Hops: a spawn and a co_await of its join schedule the child once and the parent once,
+// as in Tokio: the join waker queues the delivery on the awaiting task, with no runtime job
+// between them.
+BOOST_AUTO_TEST_CASE(spawn_and_co_await_schedule_child_and_parent_once_each) {
+  const costs c = costs_per_op([](executor ex, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, empty);
+  });
+  BOOST_TEST(about(c.schedules, 2), c.schedules);
+}
+
+BOOST_AUTO_TEST_CASE(yield_now_schedules_the_task_once) {
+  const costs c = costs_per_op([](executor, int n) -> asio::awaitable<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::yield_now();
+  });
+  BOOST_TEST(about(c.schedules, 1), c.schedules);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
