@@ -43,6 +43,18 @@ runtime_options options_for(int concurrency_hint) {
   return o;
 }
 
+// A current-thread runtime is the one scheduler with one worker and no LIFO slot; the
+// flavour itself (no owned threads) is enforced by start().
+runtime_options resolved(runtime_options o) {
+  if (o.flavor == runtime_flavor::current_thread) {
+    o.worker_threads = 1;
+    o.disable_lifo_slot = true;
+  } else if (o.flavor != runtime_flavor::multi_thread) {
+    throw std::invalid_argument("swarm::runtime: unknown runtime_flavor");
+  }
+  return o;
+}
+
 int hint_for(const runtime_options& o) { return o.worker_threads == 1 ? 1 : 0; }
 
 } // namespace
@@ -51,8 +63,10 @@ runtime::runtime() : runtime(runtime_options()) {}
 
 runtime::runtime(int concurrency_hint) : runtime(options_for(concurrency_hint)) {}
 
-runtime::runtime(runtime_options options)
-    : driver_(*this, hint_for(options)),
+runtime::runtime(runtime_options options) : runtime(resolved(std::move(options)), resolved_tag{}) {}
+
+runtime::runtime(runtime_options options, resolved_tag)
+    : flavor_(options.flavor), driver_(*this, hint_for(options)),
       scheduler_(std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_)),
       work_(scheduler_->num_workers()) {
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
@@ -190,6 +204,10 @@ bool runtime::stopped() const noexcept { return scheduler_->stop_requested(); }
 void runtime::restart() { scheduler_->clear_stop(); }
 
 void runtime::start() {
+  if (flavor_ == runtime_flavor::current_thread)
+    throw std::logic_error(
+        "swarm::runtime::start: a current_thread runtime has no threads of its own; drive it "
+        "with run(), poll() or block_on()");
   std::lock_guard lock(mutex_);
   scheduler_->clear_stop();
   if (launched_)

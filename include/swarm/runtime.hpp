@@ -27,8 +27,23 @@
 
 namespace swarm {
 
+// Which scheduler a runtime runs, as Tokio's Builder::new_multi_thread and
+// Builder::new_current_thread.
+enum class runtime_flavor {
+  // options.worker_threads workers, driven by threads that call run() (io_context's model)
+  // or owned by the runtime after start() (Tokio's); work stealing between them.
+  multi_thread,
+  // One worker, driven only by threads inside run(), poll(), block_on(), ... (one at a time,
+  // as io_context(1) is); no owned threads: start() throws std::logic_error, and
+  // worker_threads is ignored. No LIFO slot: a task woken by the running task queues behind
+  // the others, as in Tokio's current-thread scheduler.
+  current_thread,
+};
+
 // Tokio's Builder, with Tokio's defaults.
-struct runtime_options : scheduler_options {};
+struct runtime_options : scheduler_options {
+  runtime_flavor flavor = runtime_flavor::multi_thread;
+};
 
 // A snapshot of a runtime's metrics (Tokio's RuntimeMetrics).
 struct runtime_metrics {
@@ -90,8 +105,11 @@ public:
   SWARM_DECL bool stopped() const noexcept;
   SWARM_DECL void restart();
 
-  // Tokio's model: the runtime starts options.worker_threads threads of its own.
+  // Tokio's model: the runtime starts options.worker_threads threads of its own. A
+  // current_thread runtime has none: it throws std::logic_error.
   SWARM_DECL void start();
+
+  runtime_flavor flavor() const noexcept { return flavor_; }
 
   // Runs `aw` as a task and returns its value, or rethrows the exception the coroutine
   // threw (that exception itself, not a join_error); a task cancelled by a shutdown throws
@@ -120,11 +138,15 @@ public:
   void post_job(F&& f, bool continuation);
 
 private:
+  struct resolved_tag {};
+  runtime(runtime_options options, resolved_tag);
+
   std::size_t work_slot() const noexcept;
   std::size_t drive(detail::multi_thread::run_limits limits);
   SWARM_DECL std::size_t run_until_steady(std::chrono::steady_clock::time_point t);
   bool out_of_work();
 
+  runtime_flavor flavor_;
   // Installed first: Asio's scheduler must be the first service of the context.
   detail::io_driver driver_;
   std::unique_ptr<detail::multi_thread::handle> scheduler_;
@@ -243,10 +265,12 @@ public:
   }
   runtime& query(boost::asio::execution::context_t) const noexcept { return *rt_; }
   constexpr boost::asio::execution::blocking_t query(boost::asio::execution::blocking_t) const noexcept {
-    return (bits_ & bits::blocking_never) ? boost::asio::execution::blocking_t(boost::asio::execution::blocking.never)
-                                          : boost::asio::execution::blocking_t(boost::asio::execution::blocking.possibly);
+    return (bits_ & bits::blocking_never)
+               ? boost::asio::execution::blocking_t(boost::asio::execution::blocking.never)
+               : boost::asio::execution::blocking_t(boost::asio::execution::blocking.possibly);
   }
-  constexpr boost::asio::execution::relationship_t query(boost::asio::execution::relationship_t) const noexcept {
+  constexpr boost::asio::execution::relationship_t
+  query(boost::asio::execution::relationship_t) const noexcept {
     return (bits_ & bits::relationship_continuation)
                ? boost::asio::execution::relationship_t(boost::asio::execution::relationship.continuation)
                : boost::asio::execution::relationship_t(boost::asio::execution::relationship.fork);
@@ -255,7 +279,8 @@ public:
   query(boost::asio::execution::outstanding_work_t) noexcept {
     return (Bits & bits::outstanding_work_tracked)
                ? boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.tracked)
-               : boost::asio::execution::outstanding_work_t(boost::asio::execution::outstanding_work.untracked);
+               : boost::asio::execution::outstanding_work_t(
+                     boost::asio::execution::outstanding_work.untracked);
   }
   template <class OtherAllocator>
   constexpr Allocator query(boost::asio::execution::allocator_t<OtherAllocator>) const noexcept {
@@ -264,7 +289,9 @@ public:
   constexpr Allocator query(boost::asio::execution::allocator_t<void>) const noexcept {
     return static_cast<const Allocator&>(*this);
   }
-  std::size_t query(boost::asio::execution::occupancy_t) const noexcept { return rt_->scheduler().num_workers(); }
+  std::size_t query(boost::asio::execution::occupancy_t) const noexcept {
+    return rt_->scheduler().num_workers();
+  }
 
   bool running_in_this_thread() const noexcept { return rt_->running_in_this_thread(); }
 
@@ -272,7 +299,9 @@ public:
     return a.rt_ == b.rt_ && a.bits_ == b.bits_ &&
            static_cast<const Allocator&>(a) == static_cast<const Allocator&>(b);
   }
-  friend bool operator!=(const basic_executor_type& a, const basic_executor_type& b) noexcept { return !(a == b); }
+  friend bool operator!=(const basic_executor_type& a, const basic_executor_type& b) noexcept {
+    return !(a == b);
+  }
 
   // Runs `f` inline when allowed (blocking.possibly) and this thread is a worker of the
   // runtime, as io_context does; otherwise queues it. Per handler; hot.
@@ -360,6 +389,8 @@ private:
   unsigned bits_;
 };
 
-inline runtime::executor_type runtime::get_executor() noexcept { return executor_type(this, std::allocator<void>(), 0); }
+inline runtime::executor_type runtime::get_executor() noexcept {
+  return executor_type(this, std::allocator<void>(), 0);
+}
 
 } // namespace swarm
