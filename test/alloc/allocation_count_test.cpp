@@ -19,6 +19,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -83,8 +84,19 @@ costs costs_per_op(Body body) {
     const std::uint64_t allocations = f.get();
     return {allocations, settled_schedules(rt) - schedules_before};
   };
-  const auto once = batch(n);
-  const auto twice = batch(2 * n);
+  // The fewest of three runs of each size: a stray allocation or schedule (a worker that
+  // parks and wakes on a loaded machine, a queue that grows once) only ever adds.
+  auto fewest = [&](int ops) {
+    std::pair<std::uint64_t, std::uint64_t> m = batch(ops);
+    for (int i = 0; i < 2; ++i) {
+      const auto r = batch(ops);
+      m.first = std::min(m.first, r.first);
+      m.second = std::min(m.second, r.second);
+    }
+    return m;
+  };
+  const auto once = fewest(n);
+  const auto twice = fewest(2 * n);
   BOOST_REQUIRE(twice.first >= once.first);
   BOOST_REQUIRE(twice.second >= once.second);
   costs c;
