@@ -161,6 +161,10 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
   } while (limits.block && limits.max_polls == static_cast<std::size_t>(-1) && !limits.deadline &&
            !scheduler_->stop_requested() && !scheduler_->is_shutdown() &&
            !(limits.leave_when_set && limits.leave_when_set->load(std::memory_order_acquire)));
+  // io_context stops when its outstanding work reaches zero, whichever loop function ran
+  // the last of it: a poll() or run_one() that did leaves the runtime stopped too.
+  if (!limits.leave_when_set)
+    out_of_work();
   return n;
 }
 

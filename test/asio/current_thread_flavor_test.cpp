@@ -160,6 +160,8 @@ BOOST_AUTO_TEST_CASE(run_poll_stop_restart_as_io_context) {
   asio::post(rt, [&] { ++ran; });
   BOOST_TEST(rt.poll() == 2u);
   BOOST_TEST(ran == 2);
+  BOOST_TEST(rt.stopped()); // out of work, as io_context after the poll that ran the last of it
+  rt.restart();
   asio::post(rt, [&] { ++ran; });
   rt.stop();
   BOOST_TEST(rt.run() == 0u); // stopped: returns without running

@@ -268,6 +268,25 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(run_without_work_returns_at_once_and_stops, Contex
   BOOST_TEST(ran);
 }
 
+// Whichever loop function runs the last unit of work stops the context: poll() and
+// run_one() too, not only run().
+BOOST_AUTO_TEST_CASE_TEMPLATE(poll_and_run_one_that_run_the_last_work_stop, Context, contexts) {
+  Context ctx{2};
+  int ran = 0;
+  asio::post(ctx.get_executor(), [&] { ++ran; });
+  asio::post(ctx.get_executor(), [&] { ++ran; });
+  BOOST_TEST(ctx.run_one() == 1u);
+  BOOST_TEST(!ctx.stopped()); // one handler is still queued
+  BOOST_TEST(ctx.poll() == 1u);
+  BOOST_TEST(ran == 2);
+  BOOST_TEST(ctx.stopped());
+  ctx.restart();
+  asio::post(ctx.get_executor(), [&] { ++ran; });
+  BOOST_TEST(ctx.run_one() == 1u);
+  BOOST_TEST(ctx.stopped());
+  BOOST_TEST(ran == 3);
+}
+
 // The last unit of work is a timer completion, run by the I/O driver: run() still
 // returns, on one run() thread and on two.
 BOOST_AUTO_TEST_CASE_TEMPLATE(run_returns_after_the_last_timer_fired, Context, contexts) {
