@@ -39,6 +39,16 @@ class join_handle;
 
 namespace detail {
 
+// What swarm::coro's join await uses of a join_handle: Tokio's JoinHandle poll.
+struct join_handle_access {
+  // False once the handle was waited on with async_wait (a join_waiter owns the task).
+  template <class T>
+  static bool pollable(const join_handle<T>& h) noexcept;
+  // The (exception, value) pair if the task completed; otherwise registers `w`.
+  template <class T>
+  static auto poll(join_handle<T>& h, const waker& w);
+};
+
 // Aborts an Asio task: before it started, Tokio's way (it never runs); after, by emitting
 // terminal cancellation on co_spawn's slot from inside the task. Idempotent.
 SWARM_DECL void abort_asio_task(header* h);
@@ -513,10 +523,29 @@ private:
     raw_.reset();
   }
 
+  friend struct detail::join_handle_access;
+
   runtime* rt_ = nullptr;
   detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw_;
   detail::join_waiter<T>* waiter_ = nullptr;
   detail::exclusive_use in_use_;
 };
+
+template <class T>
+bool detail::join_handle_access::pollable(const join_handle<T>& h) noexcept {
+  return h.waiter_ == nullptr;
+}
+
+template <class T>
+auto detail::join_handle_access::poll(join_handle<T>& h, const waker& w) {
+  using V = stored_t<T>;
+  exclusive_use::scope in_use(h.in_use_, "join_handle", "co_await");
+  h.checked_header();
+  std::optional<std::pair<std::exception_ptr, V>> r;
+  maybe<outcome<task_output<V>>> o = h.raw_.poll(w);
+  if (o)
+    r.emplace(join_result(h.raw_.id(), std::move(*o)));
+  return r;
+}
 
 } // namespace swarm

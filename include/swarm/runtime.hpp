@@ -27,6 +27,11 @@
 
 namespace swarm {
 
+template <class T>
+class coro;
+template <class T>
+class join_handle;
+
 // Which scheduler a runtime runs, as Tokio's Builder::new_multi_thread and
 // Builder::new_current_thread.
 enum class runtime_flavor {
@@ -118,6 +123,9 @@ public:
   // std::logic_error. Defined in <swarm/spawn.hpp>.
   template <class T, class E>
   T block_on(boost::asio::awaitable<T, E> aw);
+  // The same for a swarm::coro.
+  template <class T>
+  T block_on(coro<T> c);
   // Cancels every task and stops every thread, waiting at most `timeout` for blocking work.
   SWARM_DECL void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
 
@@ -143,6 +151,9 @@ private:
 
   std::size_t work_slot() const noexcept;
   std::size_t drive(detail::multi_thread::run_limits limits);
+  // block_on's wait for the task of `h`.
+  template <class T>
+  T wait_blocking(join_handle<T> h);
   SWARM_DECL std::size_t run_until_steady(std::chrono::steady_clock::time_point t);
   bool out_of_work();
 

@@ -2,8 +2,10 @@
 // use_join_handle completion token for asio::co_spawn.
 #pragma once
 
+#include <swarm/asio/coro_future.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/asio/task_executor.hpp>
+#include <swarm/coro.hpp>
 #include <swarm/join_handle.hpp>
 #include <swarm/runtime.hpp>
 
@@ -102,27 +104,33 @@ private:
   }
 };
 
-// Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
-template <class T, class AwEx, class Make>
-join_handle<T> spawn_coroutine(runtime& rt, Make&& make, std::source_location loc) {
-  using V = stored_t<T>;
+// Creates a task running `future` on the runtime and schedules it. `before_publish`
+// finishes the task while only this thread can reach it.
+template <class R, class F, class Init = no_before_publish>
+join_handle<R> spawn_task(runtime& rt, F future, std::source_location loc, Init&& before_publish = {}) {
   if (rt.scheduler().is_shutdown())
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
   multi_thread::handle& sched = rt.scheduler();
-  // The coroutine's entry is queued on the task's executor before the task is published
-  // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
-  // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
-  auto launch = [&](header* h) {
-    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<V>(h));
-  };
-  bind_result<task_future<V>, task_sched> b =
-      sched.owned().bind(task_future<V>(&rt), task_sched(&rt), id, loc, sched.terminate_hook(), launch);
-  join_handle<T> jh(&rt, std::move(b.join));
+  bind_result<F, task_sched> b = sched.owned().bind(std::move(future), task_sched(&rt), id, loc, sched.terminate_hook(),
+                                                    std::forward<Init>(before_publish));
+  join_handle<R> jh(&rt, std::move(b.join));
   sched.run_spawn_hook(task_meta{id, loc});
   if (b.first)
     sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
   return jh;
+}
+
+// Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
+template <class T, class AwEx, class Make>
+join_handle<T> spawn_coroutine(runtime& rt, Make&& make, std::source_location loc) {
+  // The coroutine's entry is queued on the task's executor before the task is published
+  // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
+  // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
+  auto launch = [&](header* h) {
+    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<stored_t<T>>(h));
+  };
+  return spawn_task<T>(rt, task_future<stored_t<T>>(&rt), loc, launch);
 }
 
 // The future of a task that runs a plain callable once.
@@ -144,8 +152,7 @@ public:
 
   std::optional<output_type> poll(poll_context&) {
     task_sched& s = task_sched::of(h_);
-    int expected = task_not_started;
-    if (!s.start_state().compare_exchange_strong(expected, task_started, std::memory_order_acq_rel))
+    if (!s.try_start())
       return std::nullopt; // aborted before it started: the harness cancels it
     output_type out;
     try {
@@ -175,17 +182,7 @@ private:
 
 template <class Fn>
 join_handle<typename callable_future<Fn>::result_type> spawn_callable(runtime& rt, Fn fn, std::source_location loc) {
-  using F = callable_future<Fn>;
-  if (rt.scheduler().is_shutdown())
-    throw std::logic_error("swarm::spawn: the runtime is shut down");
-  const task_id id = task_id::next();
-  multi_thread::handle& sched = rt.scheduler();
-  bind_result<F, task_sched> b = sched.owned().bind(F(&rt, std::move(fn)), task_sched(&rt), id, loc, sched.terminate_hook());
-  join_handle<typename F::result_type> jh(&rt, std::move(b.join));
-  sched.run_spawn_hook(task_meta{id, loc});
-  if (b.first)
-    sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
-  return jh;
+  return spawn_task<typename callable_future<Fn>::result_type>(rt, callable_future<Fn>(&rt, std::move(fn)), loc);
 }
 
 template <class T>
@@ -206,15 +203,30 @@ join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
   return detail::spawn_coroutine<T, AwEx>(rt, std::move(aw), loc);
 }
 
-// Spawns `f`: if f() returns an awaitable, the task is that coroutine and f is kept alive
-// until it ends (as asio::co_spawn does), so lambda captures stay valid; otherwise the task
-// runs f() once.
+// Spawns the coroutine `c` as a task on the runtime of `ex`: its frames are the task's,
+// resumed by the task's polls (see swarm/coro.hpp). Scheduled, never run inline.
+template <class Executor, class T>
+join_handle<T> spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+  runtime& rt = detail::runtime_of(ex);
+  if (!c)
+    throw std::invalid_argument("swarm::spawn: empty coro (moved from or default-constructed)");
+  return detail::spawn_task<T>(rt, detail::coro_future<coro<T>, coro<T>>(&rt, std::move(c)), loc);
+}
+
+// Spawns `f`: if f() returns an awaitable or a coro, the task is that coroutine and f is
+// kept alive until it ends (as asio::co_spawn does), so lambda captures stay valid (a coro
+// is created by the task's first poll); otherwise the task runs f() once.
 template <class Executor, class F>
-  requires(!detail::is_awaitable<std::decay_t<F>>::value && std::is_invocable_v<std::decay_t<F>&>)
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+           std::is_invocable_v<std::decay_t<F>&>)
 auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
   runtime& rt = detail::runtime_of(ex);
   using R = std::invoke_result_t<std::decay_t<F>&>;
-  if constexpr (detail::is_awaitable<R>::value) {
+  if constexpr (detail::is_coro<R>::value) {
+    using Fn = std::decay_t<F>;
+    return detail::spawn_task<typename R::value_type>(
+        rt, detail::coro_future<R, Fn>(&rt, Fn(std::forward<F>(f))), loc);
+  } else if constexpr (detail::is_awaitable<R>::value) {
     using T = typename detail::is_awaitable<R>::value_type;
     using AwEx = typename detail::is_awaitable<R>::executor_type;
     return detail::spawn_coroutine<T, AwEx>(rt, std::forward<F>(f), loc);
@@ -252,7 +264,18 @@ template <class T, class E>
 T runtime::block_on(boost::asio::awaitable<T, E> aw) {
   if (running_in_this_thread())
     throw std::logic_error("swarm::runtime::block_on: called from one of the runtime's own threads");
-  join_handle<T> h = spawn(get_executor(), std::move(aw));
+  return wait_blocking(spawn(get_executor(), std::move(aw)));
+}
+
+template <class T>
+T runtime::block_on(coro<T> c) {
+  if (running_in_this_thread())
+    throw std::logic_error("swarm::runtime::block_on: called from one of the runtime's own threads");
+  return wait_blocking(spawn(get_executor(), std::move(c)));
+}
+
+template <class T>
+T runtime::wait_blocking(join_handle<T> h) {
   // The result, and a flag that makes this thread's drive leave once the result is in.
   // Shared with the wait's handler, which may outlive this call if it throws.
   struct result_state {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <swarm/abort_handle.hpp>
+#include <swarm/coro.hpp>
 #include <swarm/join_error.hpp>
 #include <swarm/join_handle.hpp>
 #include <swarm/join_set.hpp>

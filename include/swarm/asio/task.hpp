@@ -73,6 +73,14 @@ public:
   std::atomic<int>& start_state() noexcept { return start_state_; }
   std::atomic<bool>& abort_requested() noexcept { return abort_requested_; }
 
+  // The first poll's claim to run the task. False when an abort got there first: nothing
+  // may run, and the harness cancels the task when the poll ends. acq_rel: orders against
+  // abort's CAS on the same word (one of the two wins).
+  bool try_start() noexcept {
+    int expected = task_not_started;
+    return start_state_.compare_exchange_strong(expected, task_started, std::memory_order_acq_rel);
+  }
+
   // The scheduler concept.
   void schedule(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false); }
   void yield_now(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true); }
@@ -117,6 +125,104 @@ inline void submit_to_task(header* h, serial_op* op) {
   }
 }
 
+// What a poll's drain of the task's queue left: handlers run but not yet accounted for,
+// and whether the queue was released (nothing left, no responsibility kept).
+struct queue_drain {
+  std::size_t ran = 0;
+  bool released = false;
+
+  // The future is not done: account for what ran. Whatever a push adds after that wakes
+  // the task again.
+  void settle(serial_queue& q) noexcept {
+    if (!released && ran != 0)
+      q.release(ran);
+  }
+
+  // The future is done: hand the queue to strand mode while we still hold the
+  // responsibility, then account for what ran; whatever is left is owed a drainer. Also
+  // frees what sits in the abort slot (co_spawn's proxy, or the last operation's
+  // cancellation handler): it may hold an executor, so a reference to this task.
+  void finish(header* h) {
+    task_sched& s = task_sched::of(h);
+    s.abort_signal().slot().clear();
+    // After the switch no poll drains again, so a non-zero count is ours to hand on: held
+    // as the drainer (ran != 0), or left by a task-mode pusher whose wake found us polling.
+    const std::size_t pending = s.queue().to_strand_mode();
+    if (ran != 0 ? !s.queue().release(ran) : pending != 0) {
+      h->state.ref_inc();
+      post_strand_drain(h);
+    }
+  }
+};
+
+// The future of a task is dropped before it finished (aborted before start, or shutdown),
+// by the harness, which holds `running`: no drain runs. From now on nothing queued on the
+// task runs; it is destroyed unrun. No poll will drain the queue again: a pending count
+// means a drainer is owed, and the responsibility is ours.
+inline void drop_unfinished(header* h) {
+  task_sched& s = task_sched::of(h);
+  s.start_state().store(task_dropped, std::memory_order_release);
+  if (s.queue().to_strand_mode() != 0) {
+    h->state.ref_inc();
+    post_strand_drain(h);
+  }
+}
+
+// Runs the handlers queued on a task, inside its poll, until `done()` (checked after each
+// handler), the queue is empty and released, yield_now() asked to stop, or the coop budget
+// ran out (the task is then woken to come back after other work). Shared by every future
+// that drains a task's queue.
+template <class Done>
+queue_drain drain_in_poll(task_sched& s, drain_scope& scope, poll_context& cx, Done done) {
+  serial_queue& q = s.queue();
+  queue_drain d;
+  if (done())
+    return d;
+  // yield_now(): run again only after the worker has polled the driver (Tokio's defer),
+  // behind the other runnable tasks. Its continuation waits in the queue or in the future.
+  if (scope.yield_requested) {
+    s.rt()->scheduler().defer(cx.get_waker());
+    return d;
+  }
+  for (;;) {
+    serial_op* op = q.next();
+    if (!op) {
+      if (d.ran != 0) {
+        d.released = q.release(d.ran);
+        d.ran = 0;
+        if (d.released)
+          break;
+        continue;
+      }
+      // Counted but not linked yet: a pusher is mid-push. Come back shortly.
+      cx.get_waker().wake_by_ref();
+      break;
+    }
+    ++d.ran;
+    try {
+      op->complete(op, true);
+    } catch (...) {
+      // A handler threw out of the task (the task panics). Account for what ran, the
+      // thrower included, so that the count stays true: if ops are left, the future's
+      // destructor finds them pending and owes them a drainer.
+      q.release(d.ran);
+      throw;
+    }
+    if (done())
+      break;
+    if (scope.yield_requested) {
+      s.rt()->scheduler().defer(cx.get_waker());
+      break;
+    }
+    if (!coop::current().decrement()) {
+      // Out of budget: keep the responsibility and come back after other work.
+      cx.get_waker().wake_by_ref();
+      break;
+    }
+  }
+  return d;
+}
+
 template <class T>
 class task_future {
 public:
@@ -129,19 +235,11 @@ public:
   ~task_future() {
     if (!rt_)
       return;
-    if (h_ && !done_) {
-      // Dropped before the coroutine delivered (aborted before start, or shutdown). We
-      // hold `running`: no drain runs. From now on nothing queued on the task runs; it is
-      // destroyed, and with it the coroutine's frames. co_spawn's cancellation proxy stays
-      // until then (the frames point into it): spawn_completion frees it when the entry
-      // frame goes. No poll will drain the queue again: a pending count means a drainer is
-      // owed, and the responsibility is ours.
-      task_sched::of(h_).start_state().store(task_dropped, std::memory_order_release);
-      if (task_sched::of(h_).queue().to_strand_mode() != 0) {
-        h_->state.ref_inc();
-        post_strand_drain(h_);
-      }
-    }
+    // Dropped before the coroutine delivered (aborted before start, or shutdown): its
+    // frames go with what is queued. co_spawn's cancellation proxy stays until then (the
+    // frames point into it): spawn_completion frees it when the entry frame goes.
+    if (h_ && !done_)
+      drop_unfinished(h_);
     rt_->work_finished();
   }
 
@@ -158,75 +256,20 @@ public:
   std::optional<task_output<T>> poll(poll_context& cx) {
     task_sched& s = task_sched::of(h_);
     if (!started_) {
-      int expected = task_not_started;
-      // acq_rel: orders against abort's CAS on the same word (one of the two wins).
-      if (!s.start_state().compare_exchange_strong(expected, task_started, std::memory_order_acq_rel)) {
-        // Aborted before it started: never run anything. The abort set `cancelled`; the
-        // harness cancels the task when this poll ends.
-        return std::nullopt;
-      }
+      if (!s.try_start())
+        return std::nullopt; // aborted before it started: the harness cancels it
       started_ = true;
     }
-    serial_queue& q = s.queue();
-    std::size_t ran = 0;
-    bool released = false;
+    queue_drain d;
     {
-      drain_scope scope(&q, this);
-      for (;;) {
-        serial_op* op = q.next();
-        if (!op) {
-          if (ran != 0) {
-            released = q.release(ran);
-            ran = 0;
-            if (released)
-              break;
-            continue;
-          }
-          // Counted but not linked yet: a pusher is mid-push. Come back shortly.
-          cx.get_waker().wake_by_ref();
-          break;
-        }
-        ++ran;
-        try {
-          op->complete(op, true);
-        } catch (...) {
-          // A handler threw out of the task (the task panics). Account for what ran, the
-          // thrower included, so that the count stays true: if ops are left, the future's
-          // destructor finds them pending and owes them a drainer.
-          q.release(ran);
-          throw;
-        }
-        if (done_)
-          break;
-        if (scope.yield_requested) {
-          // yield_now(): its continuation is queued; run again only after the worker has
-          // polled the driver (Tokio's defer), behind the other runnable tasks.
-          s.rt()->scheduler().defer(cx.get_waker());
-          break;
-        }
-        if (!coop::current().decrement()) {
-          // Out of budget: keep the responsibility and come back after other work.
-          cx.get_waker().wake_by_ref();
-          break;
-        }
-      }
+      drain_scope scope(&s.queue(), this);
+      d = drain_in_poll(s, scope, cx, [this] { return done_; });
     }
     if (!done_) {
-      if (!released && ran != 0 && q.release(ran)) {
-        // Released after all; the wake we asked for is then a spurious poll, which is fine.
-      }
+      d.settle(s.queue());
       return std::nullopt;
     }
-    // The coroutine is done: free co_spawn's cancellation proxy (it holds an executor, so
-    // a reference to this task; left in place it would keep the cell alive for ever).
-    s.abort_signal().slot().clear();
-    // Hand the queue to strand mode while we still hold the responsibility, then account
-    // for what we ran: whatever is left is owed a drainer.
-    q.to_strand_mode();
-    if (ran == 0 || !q.release(ran)) {
-      h_->state.ref_inc();
-      post_strand_drain(h_);
-    }
+    d.finish(h_);
     out_.abort_requested = s.abort_requested().load(std::memory_order_acquire);
     return std::move(out_);
   }
