@@ -2,16 +2,20 @@
 // a million pending tasks, written with swarm's public API (swarm::spawn, join_handle,
 // yield_now, Asio channels and timers) and, beside them, with io_context + co_spawn run by N
 // threads. This is the speed a user gets; bench/swarm_shapes.cpp measures the internal
-// scheduler layer.
+// scheduler layer. swarm runs every shape twice: with swarm::coro<T> and use_coro
+// ("swarm_coro"), and with asio::awaitable<T> and use_awaitable ("swarm"), the same source
+// with the coroutine type and the token swapped.
 //
-//   public_shapes [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b] [--runtimes swarm,io_context]
-//   public_shapes --scale swarm|io_context [--workers N] [--tasks T]
+//   public_shapes [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b]
+//                 [--runtimes swarm_coro,swarm,io_context]
+//   public_shapes --scale swarm_coro|swarm|io_context [--workers N] [--tasks T]
 //
 // Prints CSV lines `runtime,shape,workers,value,unit`; unit is ns (one iteration of a shape,
 // or one operation of an op_* shape), allocs (operator new calls per operation, op_* shapes),
 // or bytes_per_task / ns for the scale shape.
 #include <swarm/swarm.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
@@ -20,7 +24,6 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -148,8 +151,13 @@ std::int64_t ns_since(clock_type::time_point t) {
 // --- the two systems, written as their users write them --------------------------------
 
 // swarm: the runtime owns its workers (start()); tasks are swarm::spawn'ed, joins awaited.
+// Coroutines are asio::awaitable (swarm_sys) or swarm::coro (coro_sys).
 struct swarm_sys {
   static constexpr const char* name = "swarm";
+  static constexpr bool is_swarm = true;
+  template <class T>
+  using co = asio::awaitable<T>;
+  static constexpr auto token = asio::use_awaitable;
   std::unique_ptr<swarm::runtime> rt;
   explicit swarm_sys(int n) {
     swarm::runtime_options o;
@@ -165,8 +173,8 @@ struct swarm_sys {
   static void spawn_detached(const Ex& ex, F&& f) {
     swarm::spawn(ex, std::forward<F>(f));
   }
-  static asio::awaitable<void> yield() { return swarm::yield_now(); }
-  // Runs `f` (returning awaitable<T>) as a task and gives its value to the bench thread.
+  static auto yield() { return swarm::yield_now(); }
+  // Runs `f` (returning co<T>) as a task and gives its value to the bench thread.
   template <class T, class F>
   T root(F&& f, const char* what) {
     auto jh = swarm::spawn(ex(), std::forward<F>(f));
@@ -175,9 +183,21 @@ struct swarm_sys {
   }
 };
 
+struct coro_sys : swarm_sys {
+  static constexpr const char* name = "swarm_coro";
+  template <class T>
+  using co = swarm::coro<T>;
+  static constexpr auto token = swarm::use_coro;
+  using swarm_sys::swarm_sys;
+};
+
 // io_context run by N threads; co_spawn(..., use_awaitable) awaits a child.
 struct io_sys {
   static constexpr const char* name = "io_context";
+  static constexpr bool is_swarm = false;
+  template <class T>
+  using co = asio::awaitable<T>;
+  static constexpr auto token = asio::use_awaitable;
   std::unique_ptr<asio::io_context> ctx;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::vector<std::thread> threads;
@@ -251,13 +271,13 @@ template <class Sys>
 std::int64_t remote_spawn_and_await(Sys& sys) {
   auto ex = sys.ex();
   const auto t = clock_type::now();
-  if constexpr (std::is_same_v<Sys, swarm_sys>) {
+  if constexpr (Sys::is_swarm) {
     std::vector<swarm::join_handle<void>> hs;
     hs.reserve(num_spawn);
     for (int i = 0; i < num_spawn; ++i)
-      hs.push_back(swarm::spawn(ex, []() -> asio::awaitable<void> { co_return; }));
+      hs.push_back(swarm::spawn(ex, []() -> typename Sys::template co<void> { co_return; }));
     sys.template root<void>(
-        [&hs]() -> asio::awaitable<void> {
+        [&hs]() -> typename Sys::template co<void> {
           for (auto& h : hs)
             co_await std::move(h);
         },
@@ -289,7 +309,7 @@ void spawn_many_remote_busy(const config& cfg) {
   std::atomic<bool> run{true};
   std::atomic<int> live{2 * cfg.workers};
   for (int i = 0; i < 2 * cfg.workers; ++i)
-    Sys::spawn_detached(ex, [&]() -> asio::awaitable<void> {
+    Sys::spawn_detached(ex, [&]() -> typename Sys::template co<void> {
       while (run.load(std::memory_order_relaxed)) {
         co_await Sys::yield();
         stall();
@@ -317,18 +337,18 @@ void ping_pong(const config& cfg) {
     rem = num_pings;
     auto done = std::make_shared<done_signal>();
     auto fut = done->p.get_future();
-    Sys::spawn_detached(ex, [&, ex, done]() -> asio::awaitable<void> {
+    Sys::spawn_detached(ex, [&, ex, done]() -> typename Sys::template co<void> {
       for (int i = 0; i < num_pings; ++i)
-        Sys::spawn_detached(ex, [&, ex, done]() -> asio::awaitable<void> {
+        Sys::spawn_detached(ex, [&, ex, done]() -> typename Sys::template co<void> {
           auto cex = co_await asio::this_coro::executor;
           auto ping = std::make_shared<chan>(cex, 1);
           auto pong = std::make_shared<chan>(cex, 1);
-          Sys::spawn_detached(ex, [ping, pong]() -> asio::awaitable<void> {
-            co_await ping->async_receive(asio::use_awaitable);
-            co_await pong->async_send(boost::system::error_code{}, asio::use_awaitable);
+          Sys::spawn_detached(ex, [ping, pong]() -> typename Sys::template co<void> {
+            co_await ping->async_receive(Sys::token);
+            co_await pong->async_send(boost::system::error_code{}, Sys::token);
           });
-          co_await ping->async_send(boost::system::error_code{}, asio::use_awaitable);
-          co_await pong->async_receive(asio::use_awaitable);
+          co_await ping->async_send(boost::system::error_code{}, Sys::token);
+          co_await pong->async_receive(Sys::token);
           if (rem.fetch_sub(1, std::memory_order_relaxed) == 1)
             done->set();
         });
@@ -351,7 +371,7 @@ void yield_many(const config& cfg) {
     auto done = std::make_shared<done_signal>();
     auto fut = done->p.get_future();
     for (int i = 0; i < num_yield_tasks; ++i)
-      Sys::spawn_detached(ex, [&rem, done]() -> asio::awaitable<void> {
+      Sys::spawn_detached(ex, [&rem, done]() -> typename Sys::template co<void> {
         for (int j = 0; j < num_yields; ++j)
           co_await Sys::yield();
         if (rem.fetch_sub(1, std::memory_order_relaxed) == 1)
@@ -365,7 +385,7 @@ void yield_many(const config& cfg) {
 // A chain of 1 000 tasks, each spawning the next; the last signals.
 template <class Sys, class Ex>
 void chain_link(const Ex& ex, int n, std::shared_ptr<done_signal> done) {
-  Sys::spawn_detached(ex, [ex, n, done = std::move(done)]() mutable -> asio::awaitable<void> {
+  Sys::spawn_detached(ex, [ex, n, done = std::move(done)]() mutable -> typename Sys::template co<void> {
     if (n == 0)
       done->set();
     else
@@ -390,15 +410,15 @@ void chained_spawn(const config& cfg) {
 
 // --- fork-join: skynet, 10 children per node, depth 6 (1 111 111 tasks) ----------------
 
-template <class Ex>
-asio::awaitable<long> skynet_swarm(Ex ex, long num, long size) {
+template <class Sys, class Ex>
+typename Sys::template co<long> skynet_swarm(Ex ex, long num, long size) {
   if (size == 1)
     co_return num;
   std::vector<swarm::join_handle<long>> children;
   children.reserve(10);
   const long sub = size / 10;
   for (long i = 0; i < 10; ++i)
-    children.push_back(swarm::spawn(ex, skynet_swarm(ex, num + i * sub, sub)));
+    children.push_back(swarm::spawn(ex, skynet_swarm<Sys>(ex, num + i * sub, sub)));
   long sum = 0;
   for (auto& c : children)
     sum += co_await std::move(c);
@@ -437,8 +457,8 @@ void skynet(const config& cfg) {
   measure(c, Sys::name, "skynet", cfg.workers, [&] {
     const auto t = clock_type::now();
     long sum;
-    if constexpr (std::is_same_v<Sys, swarm_sys>)
-      sum = sys.template root<long>(skynet_swarm(ex, 0, skynet_size), "skynet");
+    if constexpr (Sys::is_swarm)
+      sum = sys.template root<long>(skynet_swarm<Sys>(ex, 0, skynet_size), "skynet");
     else
       sum = sys.template root<long>(skynet_io(ex, 0, skynet_size), "skynet");
     const auto ns = ns_since(t);
@@ -462,7 +482,7 @@ void per_op(const config& cfg, const char* shape, Body body) {
   using ex_type = decltype(ex);
   auto batch = [&](int n) {
     return sys.template root<std::int64_t>(
-        [ex, n, &body]() -> asio::awaitable<std::int64_t> {
+        [ex, n, &body]() -> typename Sys::template co<std::int64_t> {
           const auto t = clock_type::now();
           co_await body(ex_type(ex), n);
           co_return ns_since(t);
@@ -470,7 +490,7 @@ void per_op(const config& cfg, const char* shape, Body body) {
         shape);
   };
   measure(cfg, Sys::name, shape, 1, [&] { return batch(op_batch) / op_batch; });
-  if constexpr (std::is_same_v<Sys, swarm_sys>) {
+  if constexpr (Sys::is_swarm) {
     // Count a batch of n against a batch of 2n so that the root task's own allocations cancel.
     auto count = [&](int n) {
       alloc_count = 0;
@@ -488,11 +508,12 @@ void per_op(const config& cfg, const char* shape, Body body) {
 
 template <class Sys>
 void op_shape(const config& cfg, const std::string& s) {
+  using C = typename Sys::template co<void>;
   if (s == "op_spawn_await") {
-    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       for (int i = 0; i < n; ++i) {
-        if constexpr (std::is_same_v<Sys, swarm_sys>) {
-          auto jh = swarm::spawn(ex, []() -> asio::awaitable<void> { co_return; });
+        if constexpr (Sys::is_swarm) {
+          auto jh = swarm::spawn(ex, []() -> C { co_return; });
           co_await std::move(jh);
         } else {
           co_await asio::co_spawn(
@@ -501,21 +522,21 @@ void op_shape(const config& cfg, const std::string& s) {
       }
     });
   } else if (s == "op_spawn_await_callable") {
-    if constexpr (std::is_same_v<Sys, swarm_sys>)
-      per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    if constexpr (Sys::is_swarm)
+      per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
         for (int i = 0; i < n; ++i) {
           auto jh = swarm::spawn(ex, [] {});
           co_await std::move(jh);
         }
       });
   } else if (s == "op_yield_now") {
-    per_op<Sys>(cfg, s.c_str(), [](auto, int n) -> asio::awaitable<void> {
+    per_op<Sys>(cfg, s.c_str(), [](auto, int n) -> C {
       for (int i = 0; i < n; ++i)
         co_await Sys::yield();
     });
   } else if (s == "op_post") {
     // n posted handlers from inside a task; the time runs until the last one has run.
-    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       auto left = std::make_shared<int>(n);
       asio::steady_timer all_ran(ex, clock_type::time_point::max());
       for (int i = 0; i < n; ++i)
@@ -523,12 +544,11 @@ void op_shape(const config& cfg, const std::string& s) {
           if (--*left == 0)
             all_ran.cancel();
         });
-      boost::system::error_code ec;
-      co_await all_ran.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await all_ran.async_wait(asio::as_tuple(Sys::token)); // cancelled by the last handler
     });
   } else if (s == "op_join_callback") {
     // spawn, then wait for the join with a callback; the callback spawns the next.
-    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       asio::steady_timer all_done(ex, clock_type::time_point::max());
       struct step {
         decltype(ex) e;
@@ -539,26 +559,25 @@ void op_shape(const config& cfg, const std::string& s) {
             t->cancel();
             return;
           }
-          auto empty = []() -> asio::awaitable<void> { co_return; };
-          if constexpr (std::is_same_v<Sys, swarm_sys>) {
-            auto jh = std::make_shared<swarm::join_handle<void>>(swarm::spawn(e, empty));
+          if constexpr (Sys::is_swarm) {
+            auto jh = std::make_shared<swarm::join_handle<void>>(swarm::spawn(e, []() -> C { co_return; }));
             jh->async_wait([s = *this, jh](std::exception_ptr) mutable { s.go(); });
           } else {
-            asio::co_spawn(e, empty, [s = *this](std::exception_ptr) mutable { s.go(); });
+            asio::co_spawn(
+                e, []() -> asio::awaitable<void> { co_return; },
+                [s = *this](std::exception_ptr) mutable { s.go(); });
           }
         }
       };
       step{ex, &all_done, n}.go();
-      boost::system::error_code ec;
-      co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await all_done.async_wait(asio::as_tuple(Sys::token)); // cancelled by the last step
     });
   } else if (s == "op_join_use_awaitable") {
-    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    // The join awaited through a completion token: use_awaitable, or use_coro for coro.
+    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       for (int i = 0; i < n; ++i) {
-        if constexpr (std::is_same_v<Sys, swarm_sys>)
-          co_await swarm::spawn(ex, []() -> asio::awaitable<void> {
-            co_return;
-          }).async_wait(asio::use_awaitable);
+        if constexpr (Sys::is_swarm)
+          co_await swarm::spawn(ex, []() -> C { co_return; }).async_wait(Sys::token);
         else
           co_await asio::co_spawn(
               ex, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
@@ -566,12 +585,12 @@ void op_shape(const config& cfg, const std::string& s) {
     });
   } else if (s == "op_abort_join") {
     // spawn a task that sleeps an hour, abort it, await its join (cancelled).
-    if constexpr (std::is_same_v<Sys, swarm_sys>)
-      per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    if constexpr (Sys::is_swarm)
+      per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
         for (int i = 0; i < n; ++i) {
-          auto jh = swarm::spawn(ex, []() -> asio::awaitable<void> {
+          auto jh = swarm::spawn(ex, []() -> C {
             asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-            co_await t.async_wait(asio::use_awaitable);
+            co_await t.async_wait(Sys::token);
           });
           jh.abort();
           try {
@@ -581,11 +600,11 @@ void op_shape(const config& cfg, const std::string& s) {
         }
       });
   } else if (s == "op_timer_zero") {
-    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> asio::awaitable<void> {
+    per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       asio::steady_timer t(ex);
       for (int i = 0; i < n; ++i) {
         t.expires_after(0s);
-        co_await t.async_wait(asio::use_awaitable);
+        co_await t.async_wait(Sys::token);
       }
     });
   }
@@ -611,10 +630,10 @@ void scale(int workers, int tasks) {
   const std::size_t rss0 = resident_bytes();
   const auto t0 = clock_type::now();
   for (int i = 0; i < tasks; ++i)
-    Sys::spawn_detached(ex, [&waiting]() -> asio::awaitable<void> {
+    Sys::spawn_detached(ex, [&waiting]() -> typename Sys::template co<void> {
       asio::steady_timer t(co_await asio::this_coro::executor, 1h);
       waiting.fetch_add(1, std::memory_order_relaxed);
-      co_await t.async_wait(asio::use_awaitable);
+      co_await t.async_wait(Sys::token);
     });
   while (waiting.load(std::memory_order_relaxed) < tasks && clock_type::now() - t0 < shape_timeout)
     std::this_thread::sleep_for(1ms);
@@ -677,7 +696,7 @@ int main(int argc, char** argv) {
   std::string shapes = "spawn_many_local,spawn_many_remote_idle,spawn_many_remote_busy,ping_pong,yield_many,"
                        "chained_spawn,skynet,op_spawn_await,op_spawn_await_callable,op_yield_now,op_post,"
                        "op_join_callback,op_join_use_awaitable,op_abort_join,op_timer_zero";
-  std::string runtimes = "swarm,io_context";
+  std::string runtimes = "swarm_coro,swarm,io_context";
   std::string scale_rt;
   int tasks = 1'000'000;
   for (int i = 1; i < argc; ++i) {
@@ -710,7 +729,9 @@ int main(int argc, char** argv) {
   if (cfg.workers < 1 || cfg.iters < 1 || tasks < 1)
     return 2;
   if (!scale_rt.empty()) {
-    if (scale_rt == "swarm")
+    if (scale_rt == "swarm_coro")
+      scale<coro_sys>(cfg.workers, tasks);
+    else if (scale_rt == "swarm")
       scale<swarm_sys>(cfg.workers, tasks);
     else
       scale<io_sys>(cfg.workers, tasks);
@@ -718,7 +739,9 @@ int main(int argc, char** argv) {
   }
   for (const std::string& s : split(shapes))
     for (const std::string& r : split(runtimes)) {
-      if (r == "swarm")
+      if (r == "swarm_coro")
+        run_shape<coro_sys>(cfg, s);
+      else if (r == "swarm")
         run_shape<swarm_sys>(cfg, s);
       else if (r == "io_context")
         run_shape<io_sys>(cfg, s);

@@ -60,6 +60,20 @@ std::uint64_t settled_schedules(const swarm::runtime& rt) {
   return last;
 }
 
+// The root task's coroutine type follows the body's: asio::awaitable or swarm::coro.
+template <class C>
+struct coroutine_of;
+template <class T>
+struct coroutine_of<asio::awaitable<T>> {
+  template <class U>
+  using type = asio::awaitable<U>;
+};
+template <class T>
+struct coroutine_of<swarm::coro<T>> {
+  template <class U>
+  using type = swarm::coro<U>;
+};
+
 // Runs `body(ex, n)` inside one task on a started one-worker runtime: first unmeasured (to
 // fill Asio's and swarm's per-thread caches), then n and 2n operations counted; returns the
 // cost per operation.
@@ -68,10 +82,12 @@ costs costs_per_op(Body body) {
   constexpr int n = 500;
   swarm::runtime rt(1);
   rt.start();
+  using root_type =
+      typename coroutine_of<std::invoke_result_t<Body&, executor, int>>::template type<std::uint64_t>;
   auto batch = [&](int ops) -> std::pair<std::uint64_t, std::uint64_t> {
     const std::uint64_t schedules_before = settled_schedules(rt);
     auto jh = swarm::spawn(
-        rt.get_executor(), [&body, ops, ex = rt.get_executor()]() -> asio::awaitable<std::uint64_t> {
+        rt.get_executor(), [&body, ops, ex = rt.get_executor()]() -> root_type {
           co_await body(ex, ops);
           const std::uint64_t before = allocation_counter::count.load(std::memory_order_relaxed);
           allocation_counter::on.store(true, std::memory_order_relaxed);
@@ -121,6 +137,7 @@ bool about(double measured, double expected) {
 }
 
 asio::awaitable<void> empty() { co_return; }
+swarm::coro<void> empty_coro() { co_return; }
 
 } // namespace
 
@@ -232,6 +249,54 @@ BOOST_AUTO_TEST_CASE(yield_now_schedules_the_task_once) {
       co_await swarm::yield_now();
   });
   BOOST_TEST(about(c.schedules, 1), c.schedules);
+}
+
+// swarm::coro: frames and cells come from the per-thread cell cache, joins are polled with
+// the task's waker, Asio operations complete through the task's queue (recycled blocks).
+BOOST_AUTO_TEST_CASE(coro_spawn_and_co_await_of_its_join_allocate_nothing) {
+  const costs c = costs_per_op([](executor ex, int n) -> swarm::coro<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, empty_coro());
+  });
+  BOOST_TEST(about(c.allocations, 0), c.allocations);
+  BOOST_TEST(about(c.schedules, 2), c.schedules);
+}
+
+BOOST_AUTO_TEST_CASE(coro_yield_now_allocates_nothing_and_schedules_once) {
+  const costs c = costs_per_op([](executor, int n) -> swarm::coro<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::yield_now();
+  });
+  BOOST_TEST(about(c.allocations, 0), c.allocations);
+  BOOST_TEST(about(c.schedules, 1), c.schedules);
+}
+
+BOOST_AUTO_TEST_CASE(coro_abort_and_join_allocate_nothing) {
+  const double a = allocations_per_op([](executor ex, int n) -> swarm::coro<void> {
+    for (int i = 0; i < n; ++i) {
+      auto jh = swarm::spawn(ex, []() -> swarm::coro<void> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(swarm::use_coro);
+      });
+      jh.abort();
+      try {
+        co_await jh;
+      } catch (const swarm::join_error&) {
+      }
+    }
+  });
+  BOOST_TEST(about(a, 0), a);
+}
+
+BOOST_AUTO_TEST_CASE(coro_timer_wait_allocates_nothing) {
+  const double a = allocations_per_op([](executor ex, int n) -> swarm::coro<void> {
+    asio::steady_timer t(ex);
+    for (int i = 0; i < n; ++i) {
+      t.expires_after(0s);
+      co_await t.async_wait(swarm::use_coro);
+    }
+  });
+  BOOST_TEST(about(a, 0), a);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
