@@ -84,7 +84,8 @@ public:
 
   // Destroys whatever was never run (the task's cell is being freed: nobody can push).
   ~serial_queue() {
-    take_pushed();
+    if (pushed_.load(std::memory_order_acquire))
+      take_pushed();
     while (serial_op* op = pop_local())
       op->complete(op, false);
   }

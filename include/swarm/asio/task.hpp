@@ -184,6 +184,10 @@ queue_drain drain_in_poll(task_sched& s, drain_scope& scope, poll_context& cx, D
     s.rt()->scheduler().defer(cx.get_waker());
     return d;
   }
+  // Nothing counted: nothing to drain and no responsibility held (a push from now on wakes
+  // the task). Most polls of a coro task end here, without the exchange of next().
+  if (q.pending() == 0)
+    return d;
   for (;;) {
     serial_op* op = q.next();
     if (!op) {
