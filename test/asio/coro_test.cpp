@@ -136,6 +136,27 @@ BOOST_AUTO_TEST_CASE(joins_of_every_kind_of_task) {
   BOOST_TEST(sum == 2 + 3 + 4 + 5 + 6);
 }
 
+// A wait cancelled by a timer leaves the handle with its waiter; co_await then goes through
+// async_wait(use_coro) and still gets the value.
+BOOST_AUTO_TEST_CASE(co_await_after_a_cancelled_async_wait) {
+  swarm::runtime rt{2};
+  int v = rt.block_on([&]() -> swarm::coro<int> {
+    auto ex = rt.get_executor();
+    auto h = swarm::spawn(ex, [ex]() -> swarm::coro<int> {
+      asio::steady_timer t(ex, 20ms);
+      co_await t.async_wait(swarm::use_coro);
+      co_return 7;
+    });
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer t(ex, 1ms);
+    auto r = co_await (h.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+    if (r.index() != 1)
+      co_return -1;
+    co_return co_await h;
+  }());
+  BOOST_TEST(v == 7);
+}
+
 BOOST_AUTO_TEST_CASE(a_value_is_joined_once) {
   swarm::runtime rt{2};
   int r = rt.block_on([&]() -> swarm::coro<int> {

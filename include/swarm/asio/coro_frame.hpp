@@ -209,6 +209,7 @@ template <class Initiation, class InitArgs, class... Args>
 class op_awaiter {
 public:
   template <class I, class... A>
+    requires(!std::is_same_v<std::remove_cvref_t<I>, op_awaiter>)
   explicit op_awaiter(I&& init, A&&... args) : init_(std::forward<I>(init)), args_(std::forward<A>(args)...) {}
 
   bool await_ready() const noexcept { return false; }
