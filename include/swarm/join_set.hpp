@@ -8,7 +8,7 @@
 //     int v = co_await set.async_join_next(asio::use_awaitable); // next to finish
 //
 // Contract (ARCHITECTURE.md, "Decisions on the contract's fine print"):
-//   - spawn(ex, aw) / spawn(ex, f) / spawn_blocking(ex, f) spawn as swarm::spawn and
+//   - spawn(ex, aw) / spawn(ex, c) / spawn(ex, f) / spawn_blocking(ex, f) spawn as swarm::spawn and
 //     swarm::spawn_blocking do and return the task's abort_handle.
 //   - async_join_next(token): signature void(std::exception_ptr, T) (void(std::exception_ptr)
 //     for T = void). Completes with the next task to finish: its value, or a join_error
@@ -547,9 +547,18 @@ public:
     return s.add(swarm::spawn(ex, std::move(aw), loc).release_raw());
   }
 
-  // Spawns `f` as swarm::spawn does (f() returning awaitable<T>, or a callable returning T).
+  // Spawns the coroutine `c` as swarm::spawn does; the task joins the set.
+  template <class Executor>
+  abort_handle spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+    state_type& s = state_for(ex);
+    return s.add(swarm::spawn(ex, std::move(c), loc).release_raw());
+  }
+
+  // Spawns `f` as swarm::spawn does (f() returning awaitable<T> or coro<T>, or a callable
+  // returning T).
   template <class Executor, class F>
-    requires(!detail::is_awaitable<std::decay_t<F>>::value && std::is_invocable_v<std::decay_t<F>&>)
+    requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+             std::is_invocable_v<std::decay_t<F>&>)
   abort_handle spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
     using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), loc));
     static_assert(std::is_same_v<typename handle_type::value_type, T>,

@@ -157,6 +157,26 @@ BOOST_AUTO_TEST_CASE(co_await_after_a_cancelled_async_wait) {
   BOOST_TEST(v == 7);
 }
 
+BOOST_AUTO_TEST_CASE(join_set_of_coros) {
+  swarm::runtime rt{2};
+  int sum = rt.block_on([&]() -> swarm::coro<int> {
+    auto ex = rt.get_executor();
+    swarm::join_set<int> set;
+    for (int i = 1; i <= 10; ++i)
+      set.spawn(ex, twice(i));
+    set.spawn(ex, [ex]() -> swarm::coro<int> {
+      asio::steady_timer t(ex, 1ms);
+      co_await t.async_wait(swarm::use_coro);
+      co_return 1000;
+    });
+    int sum = 0;
+    while (!set.empty())
+      sum += co_await set.async_join_next(swarm::use_coro);
+    co_return sum;
+  }());
+  BOOST_TEST(sum == 110 + 1000);
+}
+
 BOOST_AUTO_TEST_CASE(a_value_is_joined_once) {
   swarm::runtime rt{2};
   int r = rt.block_on([&]() -> swarm::coro<int> {
