@@ -24,7 +24,7 @@
 // case for this queue (remote spawns, occasional overflow, a worker's refill), and a
 // spinner gains nothing when the holder is preempted on an oversubscribed machine. The
 // lock-free queue is 3-5x slower everywhere, allocates nodes, is not intrusive and has no
-// atomic batches (lockfree_inject_queue.hpp). Revisit with spawn_many_remote_busy.
+// atomic batches (bench/lockfree_inject_queue.hpp). Revisit with spawn_many_remote_busy.
 
 #pragma once
 
