@@ -1,5 +1,5 @@
 // The inject (global) queue: the FIFO through which tasks reach the workers from outside
-// them, and where a worker's full local queue overflows (tokio-task-spec.md §7.8).
+// them, and where a worker's full local queue overflows (Tokio's runtime/scheduler/inject.rs).
 //
 // Intrusive: a singly linked list through header::queue_next, so pushing never allocates.
 // Each queued header* stands for one owned `notified` reference, which travels with the
