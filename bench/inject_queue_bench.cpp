@@ -6,8 +6,9 @@
 // Bounded counts; finishes in a few seconds.
 //
 //   g++ -std=c++20 -O2 -DNDEBUG -Iinclude bench/inject_queue_bench.cpp -pthread -o inject_queue_bench
+#include "lockfree_inject_queue.hpp"
+
 #include <swarm/scheduler/inject_queue.hpp>
-#include <swarm/scheduler/lockfree_inject_queue.hpp>
 
 #include <algorithm>
 #include <atomic>

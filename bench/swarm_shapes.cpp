@@ -1,6 +1,7 @@
-// Tokio's scheduler benchmark shapes (tokio-task-spec.md §10.1 and §10.3) on swarm's
-// multi-thread scheduler, and the same shapes, where they map, on boost::asio::io_context
-// run by N threads and on boost::asio::thread_pool(N). The Rust twin is bench/tokio.
+// Tokio's scheduler benchmark shapes (benches/rt_multi_threaded.rs and benches/spawn.rs of
+// the Tokio repository) on swarm's multi-thread scheduler, and the same shapes, where they
+// map, on boost::asio::io_context run by N threads and on boost::asio::thread_pool(N). The
+// Rust twin is bench/tokio.
 //
 //   g++ -std=c++20 -O2 -DNDEBUG -Iinclude bench/swarm_shapes.cpp src/task/*.cpp src/scheduler/*.cpp -pthread
 //   ./a.out [--workers N] [--iters K] [--warmup-ms M] [--runtimes swarm,io_context,thread_pool]
@@ -31,8 +32,9 @@
 //    spawns an empty task and awaits its join handle, latency_batch times in a row (the
 //    spawner, the runner and the joiner are one thread, nothing parks); the task times the
 //    batch itself and the figure is per spawn+run+join. Beside it, runtime `floor` (swarm
-//    only) is the bound ARCHITECTURE.md states the figure against: one malloc/free pair of
-//    the empty task's cell size plus two uncontended atomic fetch_adds, on the same machine.
+//    only) is the bound the latency goal states the figure against (doc/design.md,
+//    "Performance work"): one malloc/free pair of the empty task's cell size plus two
+//    uncontended atomic fetch_adds, on the same machine.
 
 #include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/task/id.hpp>

@@ -7,7 +7,7 @@
 //   while (!set.empty())
 //     int v = co_await set.async_join_next(asio::use_awaitable); // next to finish
 //
-// Contract (ARCHITECTURE.md, "Decisions on the contract's fine print"):
+// Contract:
 //   - spawn(ex, aw) / spawn(ex, c) / spawn(ex, f) / spawn_blocking(ex, f) spawn as swarm::spawn and
 //     swarm::spawn_blocking do and return the task's abort_handle.
 //   - async_join_next(token): signature void(std::exception_ptr, T) (void(std::exception_ptr)
@@ -31,7 +31,7 @@
 //   - Completions are never run inside the initiating call: they go through the runtime
 //     (a job) and then to the handler's associated executor. With asio::use_awaitable and
 //     T not void, co_await the token's result (`co_await set.async_join_next(use_awaitable)`);
-//     Boost 1.81 cannot co_await the bare operation (boost-1.81-pitfalls.md item 1).
+//     Boost 1.81 cannot co_await the bare operation (chriskohlhoff/asio#1172; boost_shim.hpp).
 //
 // How it works: each task's raw join handle moves into an entry of the set, and a join
 // waker pointing at the entry is registered in the task. When the task completes, the

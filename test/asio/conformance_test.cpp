@@ -1,11 +1,11 @@
-// Conformance of runtime::executor_type with what Asio asks of an executor
-// (asio-integration.md §1): the concept gates, the properties, post / dispatch / defer,
-// the Networking TS members, work guards, strands, bind_executor, co_spawn with every
-// token, awaitable operators, parallel_group, async_compose and bind_cancellation_slot.
-// Each behavioural test runs on the runtime's executor and on an any_io_executor holding
-// it. The I/O objects (sockets, timers, signals, resolver, channels) are in io_test.cpp.
-// Asio's parallel_group keeps results in a union GCC 12 cannot follow: silence its
-// -Wmaybe-uninitialized false positives for this file.
+// Conformance of runtime::executor_type with what Asio asks of an executor (Boost 1.81's
+// boost/asio/execution/executor.hpp and any_io_executor.hpp): the concept gates, the
+// properties, post / dispatch / defer, the Networking TS members, work guards, strands,
+// bind_executor, co_spawn with every token, awaitable operators, parallel_group,
+// async_compose and bind_cancellation_slot. Each behavioural test runs on the runtime's
+// executor and on an any_io_executor holding it. The I/O objects (sockets, timers, signals,
+// resolver, channels) are in io_test.cpp. Asio's parallel_group keeps results in a union GCC
+// 12 cannot follow: silence its -Wmaybe-uninitialized false positives for this file.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "support.hpp"
@@ -48,7 +48,7 @@ namespace {
 using ex_t = runtime::executor_type;
 using tracked_ex_t = decltype(asio::prefer(std::declval<ex_t>(), execution::outstanding_work.tracked));
 
-// --- The concept gates (asio-integration.md §1.1, boost-1.81-pitfalls.md item 5) --------
+// --- The concept gates ------------------------------------------------------------------
 
 static_assert(execution::is_executor<ex_t>::value);
 static_assert(asio::is_executor<ex_t>::value, "the Networking TS members are present");
@@ -505,7 +505,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(co_spawn_deferred_starts_when_invoked, Ex, executo
       [&]() -> asio::awaitable<void, Ex> {
         const Ex ex = co_await asio::this_coro::executor;
         // co_await of a deferred operation (void(exception_ptr) here: 1.81 cannot await a
-        // deferred void(exception_ptr, T), boost-1.81-pitfalls.md item 1).
+        // deferred void(exception_ptr, T): chriskohlhoff/asio#1172, fixed in Boost 1.82).
         co_await asio::co_spawn(
             ex, [&]() -> asio::awaitable<void, Ex> { inner_done = true; co_return; }, asio::deferred);
         timer_for<Ex> t(ex, 1ms);

@@ -1,7 +1,7 @@
-// io_context's guarantees, one test each, held by swarm::runtime (ARCHITECTURE.md,
-// "Behaviour"). Where io_context has the same loop control, the test is a template run on
-// both: io_context shows what the guarantee is, the runtime must match it. What only the
-// runtime has (start(), owned workers, thread accounting) is tested on it alone.
+// io_context's guarantees, one test each, held by swarm::runtime. Where io_context has the
+// same loop control, the test is a template run on both: io_context shows what the guarantee
+// is, the runtime must match it. What only the runtime has (start(), owned workers, thread
+// accounting) is tested on it alone.
 #include "support.hpp"
 
 #include <boost/asio/basic_socket_acceptor.hpp>
@@ -748,8 +748,8 @@ BOOST_AUTO_TEST_CASE(start_runs_handlers_with_no_run_caller_and_stop_start_bring
   BOOST_TEST(on_main == 0);
 }
 
-// ARCHITECTURE.md: "stop() stops owned workers too; restart() and start() bring them back".
-// The owned threads wait out the stop and go on when restart() clears it.
+// stop() stops the owned workers too, and restart() brings them back (doc/design.md, "Asio
+// binding"): the owned threads wait out the stop and go on when restart() clears it.
 BOOST_AUTO_TEST_CASE(restart_brings_back_the_owned_workers) {
   swarm::runtime_options o;
   o.worker_threads = 2;

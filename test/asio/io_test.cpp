@@ -1,7 +1,7 @@
-// Conformance, part two: Asio's I/O objects on runtime::executor_type and on
-// any_io_executor holding it (asio-integration.md §1.3, §2): TCP (acceptor, connect,
-// echo), UDP, steady and system timers, signal_set, resolver and experimental channels.
-// Loopback only, every loop bounded in count, every run bounded in time.
+// Conformance, part two: Asio's I/O objects on runtime::executor_type and on any_io_executor
+// holding it: TCP (acceptor, connect, echo), UDP, steady and system timers, signal_set,
+// resolver and experimental channels. Loopback only, every loop bounded in count, every run
+// bounded in time.
 #include "support.hpp"
 
 #include <swarm/asio/boost_shim.hpp>
@@ -454,7 +454,7 @@ BOOST_AUTO_TEST_CASE(threads_driving_workers_have_asio_handler_memory) {
 // --- I/O completions and the workers ---------------------------------------------------------
 
 // Completions collected by the worker holding the I/O driver are queued, not run inline
-// there (asio-integration.md §2.5, point 5), so other workers take their share: with eight
+// there (doc/design.md, "Asio binding"), so other workers take their share: with eight
 // connections whose handlers each burn CPU, two handlers run at the same time. When they
 // ran inline in the driver, every I/O handler ran on the driver's thread, one at a time.
 BOOST_AUTO_TEST_CASE(io_completions_spread_over_the_workers) {

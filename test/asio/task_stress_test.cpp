@@ -1,5 +1,5 @@
-// Stress tests of spawn / abort / join with real threads (tokio-task-spec.md §9.12 in
-// spirit): thousands of tasks spawned from two threads, aborted at random moments from
+// Stress tests of spawn / abort / join with real threads (in the spirit of Tokio's loom
+// tests): thousands of tasks spawned from two threads, aborted at random moments from
 // other threads and from inside the runtime, and joined; join sets raced by cancelled
 // joins, aborts and their own destruction; join waits raced by `||`. Every join must
 // complete exactly once, no result may be lost, every coroutine frame must be freed

@@ -1,7 +1,8 @@
-// Tokio's task behaviours (tokio-task-spec.md §9.1, §9.6, §9.7, §9.8) rewritten against
-// swarm's Asio API: spawn, join_handle, abort, ids, hooks, yield_now, spawn_blocking,
-// use_join_handle and bound cancellation slots, cancellation of tasks suspended in Asio
-// operations, join_set, and runtime shutdown with tasks suspended.
+// Tokio's task behaviours (tokio/tests/task_abort.rs, task_id.rs, task_hooks.rs,
+// join_handle_panic.rs, task_join_set.rs) rewritten against swarm's Asio API: spawn,
+// join_handle, abort, ids, hooks, yield_now, spawn_blocking, use_join_handle and bound
+// cancellation slots, cancellation of tasks suspended in Asio operations, join_set, and
+// runtime shutdown with tasks suspended.
 //
 // Every wait is bounded (`limit`); loopback only. Boost.Test assertions are not thread-safe:
 // tasks record into atomics, the test thread checks them afterwards. Shared state is

@@ -1,7 +1,7 @@
-// The blocking pool (tokio-task-spec.md §7.15, tests of §9.9 and the shutdown-timeout cases
-// of §9.4): spawn_blocking through both runtime flavours and on a bare pool; the thread cap,
-// keep-alive and reuse; abort before and during a run; cancellation at shutdown; shutdown
-// with a timeout while a blocking task still runs.
+// The blocking pool (Tokio's runtime/blocking/pool.rs, tests of tokio/tests/task_blocking.rs
+// and the shutdown-timeout cases of rt_common.rs): spawn_blocking through both runtime
+// flavours and on a bare pool; the thread cap, keep-alive and reuse; abort before and during
+// a run; cancellation at shutdown; shutdown with a timeout while a blocking task still runs.
 #include "support.hpp"
 
 #include <swarm/scheduler/blocking_pool.hpp>

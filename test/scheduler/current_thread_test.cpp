@@ -1,7 +1,8 @@
-// The current-thread flavour driven directly (tokio-task-spec.md §7.17, the current-thread
-// cases of §9.4): nothing runs until a thread calls run_until; local schedules are FIFO with
-// no LIFO slot; the global queue and the driver get their turns every global_queue_interval
-// and event_interval ticks; one driver at a time; shutdown while driven.
+// The current-thread flavour driven directly (Tokio's runtime/scheduler/current_thread/, the
+// current-thread cases of tokio/tests/rt_common.rs): nothing runs until a thread calls
+// run_until; local schedules are FIFO with no LIFO slot; the global queue and the driver get
+// their turns every global_queue_interval and event_interval ticks; one driver at a time;
+// shutdown while driven.
 #include "support.hpp"
 
 #include <boost/test/unit_test.hpp>

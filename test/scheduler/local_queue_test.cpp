@@ -1,7 +1,7 @@
-// local_queue: Tokio's queue unit tests (tokio-task-spec.md §9.11) and its loom cases
-// (§9.12, capacity 4) rewritten as real-thread stress tests repeated many times. Every test
-// checks that each task is accounted for exactly once across the owner, the thieves and
-// the overflow target.
+// local_queue: Tokio's queue unit tests (tokio/src/runtime/tests/queue.rs) and its loom cases
+// (loom_queue.rs beside it, capacity 4) rewritten as real-thread stress tests repeated many
+// times. Every test checks that each task is accounted for exactly once across the owner, the
+// thieves and the overflow target.
 #include "queue_test_support.hpp"
 
 #include <swarm/scheduler/inject_queue.hpp>
@@ -332,7 +332,7 @@ BOOST_AUTO_TEST_CASE(stress2) {
                                  << " tasks taken by the thief");
 }
 
-// ---- §9.12 loom cases, capacity 4, as repeated real-thread races ----
+// ---- loom_queue.rs cases, capacity 4, as repeated real-thread races ----
 
 constexpr std::size_t loom_repetitions = scaled(20'000);
 

@@ -1,6 +1,7 @@
-// Runtime metrics (tokio-task-spec.md §8, tests of §9.10). Worker counters are published at
-// maintenance, before parking and at shutdown, so the tests either read them after shutdown
-// or poll with a bounded retry (support.hpp, `eventually`).
+// Runtime metrics (Tokio's runtime/metrics/, tests of tokio/tests/rt_metrics.rs and
+// rt_unstable_metrics.rs). Worker counters are published at maintenance, before parking and
+// at shutdown, so the tests either read them after shutdown or poll with a bounded retry
+// (support.hpp, `eventually`).
 #include "support.hpp"
 
 #include <swarm/scheduler/coop.hpp>

@@ -1,5 +1,5 @@
-// The runtime tests of tokio-task-spec.md §9.4 (rt_common: every case runs on current-thread,
-// multi-thread(1) and multi-thread(4)) and §9.5 (rt_threaded: multi-thread only): spawning,
+// The runtime tests of tokio/tests/rt_common.rs (every case runs on current-thread,
+// multi-thread(1) and multi-thread(4)) and rt_threaded.rs (multi-thread only): spawning,
 // many tasks, fairness under load, yield deferral, coop budget, the LIFO slot, block_in_place,
 // shutdown, options, hooks and thread callbacks.
 //
@@ -769,7 +769,7 @@ BOOST_AUTO_TEST_CASE(invalid_options_are_rejected_with_invalid_argument) {
 }
 
 // -----------------------------------------------------------------------------------------
-// Hooks (§9.7) and thread callbacks.
+// Hooks (tokio/tests/task_hooks.rs, rt_poll_callbacks.rs) and thread callbacks.
 
 struct hook_log {
   std::mutex mutex;

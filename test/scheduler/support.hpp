@@ -1,7 +1,8 @@
-// Helpers for the scheduler tests (tokio-task-spec.md §9.4, §9.5, §9.9, §9.10): test futures
-// (a lambda future, yield-once through the defer list, a self-waking spinner, a oneshot
-// channel with a waker slot, drop counters), a test-thread waker and waiting helpers, a fake
-// driver that counts its polls, and the runtime flavours that the template tests run on.
+// Helpers for the scheduler tests (ports of tokio/tests/rt_common.rs, rt_threaded.rs,
+// task_blocking.rs and rt_metrics.rs): test futures (a lambda future, yield-once through the
+// defer list, a self-waking spinner, a oneshot channel with a waker slot, drop counters), a
+// test-thread waker and waiting helpers, a fake driver that counts its polls, and the runtime
+// flavours that the template tests run on.
 //
 // Every wait here is bounded: a test that would hang fails after its timeout instead.
 #pragma once

@@ -1,8 +1,9 @@
-// Exhaustive interleaving checker for the task state machine (spec §1 and §3).
+// Exhaustive interleaving checker for the task state machine: the transitions of state.hpp and
+// the flows of harness.hpp (Tokio's runtime/task/state.rs and harness.rs).
 //
 // Every transition of swarm::detail::state is one atomic read-modify-write of one word, so the
 // transitions on a task are totally ordered and every execution is an interleaving of the
-// actors' steps. Each harness flow of §3 is written below as a small program whose steps are
+// actors' steps. Each harness flow is written below as a small program whose steps are
 // either exactly one call of the REAL state transition (run on a state built from the stored
 // word, the result read back with load()) or one non-atomic action on data the protocol says
 // is protected (the stage, the join-waker slot, the run queue, the owned-task list). A
@@ -17,8 +18,8 @@
 // dealloc, dealloc only at ref count zero and only once, the stage touched only by the RUNNING
 // holder (or, after COMPLETE, by the join handle or the runtime without join interest), no poll
 // after COMPLETE, output read once and only after COMPLETE, the join-waker slot accessed only
-// per the JOIN_WAKER rules of §3.7, and a happens-before race detector on the stage and the slot
-// (release/acquire of each step per the orderings of §1.2; the queue and the list locks are not
+// per the JOIN_WAKER rules (harness.hpp), and a happens-before race detector on the stage and the slot
+// (release/acquire of each step per the orderings of state.hpp; the queue and the list locks are not
 // counted as synchronisation, which can only report more races, not fewer). Checked where no
 // mandatory step is left (quiescence): no lost wake (a task that is not complete must have been
 // polled after the last wake), a registered join waker was woken, every reference was released,
@@ -62,15 +63,15 @@ namespace d = swarm::detail;
 // Actors and configurations
 
 enum class kind : std::uint8_t {
-  poller,            // the scheduler: takes queued notifieds and runs them (§3.1-3.3)
-  yield_dropper,     // the poller's own ref after it re-queued the task, dropped "later" (§3.1)
-  wake_by_val,       // a waker consumed by wake() (§3.8)
+  poller,            // the scheduler: takes queued notifieds and runs them (poll, complete)
+  yield_dropper,     // the poller's own ref after it re-queued the task, dropped "later"
+  wake_by_val,       // a waker consumed by wake()
   wake_by_ref,       // wake_by_ref(), then the waker is dropped
   abort_handle,      // abort(), then the handle is dropped
   abort_handle_drop, // an abort handle dropped without aborting
-  join_poll,         // polled until ready (JOIN_WAKER handshake, §3.7), output read, dropped
-  join_drop,         // dropped at once: fast path, else slow path (§3.6)
-  owner_shutdown,    // the owner list is closed and the task shut down (§3.4)
+  join_poll,         // polled until ready (JOIN_WAKER handshake), output read, dropped
+  join_drop,         // dropped at once: fast path, else slow path
+  owner_shutdown,    // the owner list is closed and the task shut down
 };
 
 enum class arming : std::uint8_t {
@@ -622,7 +623,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     emit(w);
     return;
 
-  // ---- the poller (§3.1) --------------------------------------------------------------------
+  // ---- the poller ---------------------------------------------------------------------------
   case p_take_notified: {
     if (w.queued == 0)
       return; // nothing to run
@@ -630,7 +631,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     w.queued -= 1;
     me.refs += 1; // the notified's ref is ours now
     if (w.closed) {
-      // A closed scheduler drops what it pops: only the ref is released (§4.1 Notified).
+      // A closed scheduler drops what it pops: only the ref is released.
       world x = w;
       give_up_ref(x, p_take_notified);
       cover(closed_drops_notified);
@@ -756,7 +757,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     return;
   }
 
-  // ---- runtime flows shared by the poller and owner shutdown (§3.2-3.4) ----------------------
+  // ---- runtime flows shared by the poller and owner shutdown --------------------------------
   case p_cancel: {
     touch(w);
     need(w.holder == i + 1 && s.is_running(), "cancel_task without holding RUNNING");
@@ -864,7 +865,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     return;
   }
 
-  // ---- owner shutdown (§3.4) -------------------------------------------------------------------
+  // ---- owner shutdown -----------------------------------------------------------------------
   case s_pop_from_list: {
     w.closed = 1;
     if (w.in_list) {
@@ -895,7 +896,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     return;
   }
 
-  // ---- wakers and abort handles (§3.8) ---------------------------------------------------------
+  // ---- wakers and abort handles -------------------------------------------------------------
   case w_wake_by_val: {
     touch(w);
     need(s.ref_count() >= (s.is_running() ? 2u : 1u), "wake_by_val precondition: refs");
@@ -970,7 +971,7 @@ void model::step(const world& from, int i, std::vector<successor>& out) const {
     return;
   }
 
-  // ---- the join handle (§3.6, §3.7) ------------------------------------------------------------
+  // ---- the join handle ----------------------------------------------------------------------
   case j_poll: {
     // can_read_output(waker)
     touch(w);

@@ -1,6 +1,6 @@
-// Unit tests of the task state word (spec §1): every transition, table-driven from the spec's
-// §1.4 table. Each row is (input word, expected result, expected output word); the input is
-// set with state's test constructor and the output read back with load().
+// Unit tests of the task state word (state.hpp, a port of Tokio's runtime/task/state.rs):
+// every transition, table-driven. Each row is (input word, expected result, expected output
+// word); the input is set with state's test constructor and the output read back with load().
 #include <swarm/task/state.hpp>
 
 #include <boost/test/unit_test.hpp>

@@ -1,9 +1,9 @@
-// The task_combinations matrix (tokio-task-spec.md §9.3) for the task layer: every way a
-// task can end (it panics on run, on drop, both, or not at all; its output panics on drop or
-// not) crossed with every order in which its join handle is polled, consumed and dropped and
-// in which it is aborted (through the join handle or through an abort handle that is dropped
-// at each point), on the toy runtime driven by tick() and on a toy runtime with two worker
-// threads.
+// Tokio's task_combinations matrix (tokio/src/runtime/tests/task_combinations.rs) for the
+// task layer: every way a task can end (it panics on run, on drop, both, or not at all; its
+// output panics on drop or not) crossed with every order in which its join handle is polled,
+// consumed and dropped and in which it is aborted (through the join handle or through an
+// abort handle that is dropped at each point), on the toy runtime driven by tick() and on a
+// toy runtime with two worker threads.
 //
 // The task: signals its first poll, waits for a "complete" event, yields once, then maybe
 // throws, else returns an output whose destructor reports (and maybe throws). Because the

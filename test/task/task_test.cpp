@@ -2,8 +2,10 @@
 // shutdown, scheduling, the join handle (waker registration, output ownership), aborts,
 // task ids, the terminate hook, join_error, misuse, and the owned-task lists.
 //
-// Spec: doc tokio-task-spec.md §3–§6 and the tests of §9.2, §9.6, §9.7, rewritten for the
-// C++ task layer (unowned tasks with a no-op scheduler, or the toy runtime of support.hpp).
+// Sources: Tokio's task module (tokio/src/runtime/task/: harness.rs, join.rs, error.rs, id.rs,
+// list.rs) and the tests of tokio/src/runtime/tests/task.rs, tokio/tests/task_id.rs and
+// tokio/tests/task_hooks.rs, rewritten for the C++ task layer (unowned tasks with a no-op
+// scheduler, or the toy runtime of support.hpp).
 #include "support.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -171,7 +173,7 @@ struct futures_balanced {
 BOOST_AUTO_TEST_SUITE(task_test)
 
 // ---------------------------------------------------------------------------------------
-// §9.2: creating and dropping
+// Tokio's runtime/tests/task.rs: creating and dropping
 
 BOOST_AUTO_TEST_CASE(create_drop1_dropping_the_task_then_the_join_handle_destroys_the_future_last) {
   futures_balanced balance;
@@ -287,7 +289,7 @@ BOOST_AUTO_TEST_CASE(unowned_abort_before_start_never_schedules_and_never_runs) 
 }
 
 // ---------------------------------------------------------------------------------------
-// §9.2: the toy runtime
+// Tokio's runtime/tests/task.rs: the toy runtime
 
 BOOST_AUTO_TEST_CASE(schedule_a_task_that_yields_once_is_polled_exactly_twice) {
   futures_balanced balance;
@@ -777,7 +779,7 @@ BOOST_AUTO_TEST_CASE(a_future_that_throws_on_run_and_on_drop_reports_the_first_e
 }
 
 // ---------------------------------------------------------------------------------------
-// Task ids (§6, §9.6)
+// Task ids (task/id.rs; tokio/tests/task_id.rs)
 
 BOOST_AUTO_TEST_CASE(task_try_id_outside_a_task_is_empty_and_current_task_id_throws) {
   BOOST_TEST(!swarm::try_current_task_id());
@@ -880,7 +882,7 @@ BOOST_AUTO_TEST_CASE(the_current_task_id_guard_nests_and_restores) {
 }
 
 BOOST_AUTO_TEST_CASE(a_task_polling_another_runtime_sees_its_own_id_again_afterwards) {
-  // The nested case of §6: a task drives a second runtime inside its poll.
+  // The nested case: a task drives a second runtime inside its poll.
   futures_balanced balance;
   toy_runtime outer_rt, inner_rt;
   std::atomic<std::uint64_t> inner_seen{0}, before{0}, after{0};
@@ -898,7 +900,7 @@ BOOST_AUTO_TEST_CASE(a_task_polling_another_runtime_sees_its_own_id_again_afterw
 }
 
 // ---------------------------------------------------------------------------------------
-// The terminate hook (§6, §9.7)
+// The terminate hook (tokio/tests/task_hooks.rs)
 
 BOOST_AUTO_TEST_CASE(the_terminate_hook_fires_once_per_task_on_every_completion_path) {
   futures_balanced balance;
@@ -956,7 +958,7 @@ BOOST_AUTO_TEST_CASE(the_terminate_hook_fires_for_unowned_tasks_and_its_exceptio
 }
 
 // ---------------------------------------------------------------------------------------
-// join_error (§4.4, join_error_display)
+// join_error (task/error.rs; join_error_display in tokio/tests/task_abort.rs)
 
 BOOST_AUTO_TEST_CASE(join_error_texts_for_each_payload_kind) {
   const task_id id(42);

@@ -1,5 +1,6 @@
-//! Tokio's scheduler benchmark shapes (tokio-task-spec.md §10.1 and §10.3), timed without
-//! Criterion so that they build offline against Debian's tokio package.
+//! Tokio's scheduler benchmark shapes (benches/rt_multi_threaded.rs and benches/spawn.rs of
+//! the Tokio repository), timed without Criterion so that they build offline against Debian's
+//! tokio package.
 //!
 //! Usage: swarm-tokio-shapes [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b,...]
 //!

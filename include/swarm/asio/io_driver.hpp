@@ -13,7 +13,7 @@ namespace swarm::detail {
 // Per thread: whether it is inside the I/O driver (running Asio's scheduler), and how many
 // completions it queued as jobs there. Handlers completing in the driver are queued rather
 // than run inline, so that a batch of I/O completions spreads over the workers instead of
-// running one by one on the driver's thread (asio-integration.md §2.5, point 5).
+// running one by one on the driver's thread (doc/design.md, "Asio binding").
 struct io_driver_thread_state {
   bool inside = false;
   std::size_t queued = 0;

@@ -1,5 +1,5 @@
 // The inject (global) queue: the FIFO through which tasks reach the workers from outside
-// them, and where a worker's full local queue overflows (tokio-task-spec.md §7.8).
+// them, and where a worker's full local queue overflows (Tokio's runtime/scheduler/inject.rs).
 //
 // Intrusive: a singly linked list through header::queue_next, so pushing never allocates.
 // Each queued header* stands for one owned `notified` reference, which travels with the
@@ -24,7 +24,7 @@
 // case for this queue (remote spawns, occasional overflow, a worker's refill), and a
 // spinner gains nothing when the holder is preempted on an oversubscribed machine. The
 // lock-free queue is 3-5x slower everywhere, allocates nodes, is not intrusive and has no
-// atomic batches (lockfree_inject_queue.hpp). Revisit with spawn_many_remote_busy.
+// atomic batches (bench/lockfree_inject_queue.hpp). Revisit with spawn_many_remote_busy.
 
 #pragma once
 

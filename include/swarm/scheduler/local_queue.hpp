@@ -1,6 +1,6 @@
 // A worker's local run queue: a bounded ring with one producer (its owner) and many
 // consumers (the owner popping, other workers stealing), after Go's runq, as Tokio 1.48's
-// multi-thread scheduler has it (tokio-task-spec.md §7.7).
+// multi-thread scheduler has it (tokio/src/runtime/scheduler/multi_thread/queue.rs).
 //
 // The queue holds raw `header*`s. Each one stands for one owned `notified` reference,
 // which travels with the pointer: the queue never touches reference counts.
@@ -207,7 +207,7 @@ public:
   // Tokio 1.52 (PR #8029) moves the *newest* half instead, and places tasks pulled from the
   // inject queue only in the first half of the ring, so that a task just taken from the
   // global queue is not sent straight back to it before it was polled. We keep 1.48's
-  // choice because the rest of swarm ports 1.48, and 1.48's queue tests (§9.11, §9.12) and
+  // choice because the rest of swarm ports 1.48, and 1.48's queue tests (queue.rs, loom_queue.rs) and
   // overflow metric describe this behaviour, which is also Go's runq. The bounce 1.52
   // avoids needs a worker that keeps overflowing while pulling from the global queue; if
   // overflow shows up in profiles, switch with a benchmark to back it (and record it in

@@ -1,10 +1,14 @@
 // The task state word: six flag bits and a reference count in one atomic machine word.
 //
 // Every transition is a single read-modify-write on the word, so all transitions on one
-// task are totally ordered. The bit layout, the initial value and the memory orderings are
-// Tokio's (runtime/task/state.rs, 1.48); each function documents its precondition, effect
-// and result kind. Nothing here allocates, locks or throws; a broken precondition is a bug
-// in the harness and is asserted.
+// task are totally ordered. The bit layout, the initial value, the memory orderings and the
+// transitions are those of tokio/src/runtime/task/state.rs in Tokio 1.48, the version swarm
+// ports. The benchmarks compare against Tokio 1.24.2 (bench/tokio/Cargo.toml, Debian's
+// package), whose state.rs has the same bits, initial value and orderings but not the two
+// join-handle transitions 1.48 added, transition_to_join_handle_dropped and
+// unset_waker_after_complete. Each function documents its precondition, effect and result
+// kind. Nothing here allocates, locks or throws; a broken precondition is a bug in the
+// harness and is asserted.
 #pragma once
 
 #include <swarm/detail/assert.hpp>

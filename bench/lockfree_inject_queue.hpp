@@ -1,6 +1,8 @@
 // A lock-free alternative to inject_queue (same interface), on boost::lockfree::queue.
-// Kept to measure the two against each other (bench/inject_queue_bench.cpp); the scheduler
-// uses inject_queue: this one measured 3-5x slower (figures in inject_queue.hpp).
+// Not part of the library: the scheduler uses inject_queue, and this one measured 3-5x
+// slower (figures in doc/design.md, "Inject queue"). Kept beside the benchmark that
+// compares the two (inject_queue_bench.cpp); test/scheduler/inject_queue_test.cpp holds it
+// to inject_queue's semantics so that the comparison stays like for like.
 //
 // Differences from inject_queue that the interface hides:
 // - Not intrusive: boost::lockfree::queue copies the header* into its own node, taken from
