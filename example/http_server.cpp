@@ -1,13 +1,22 @@
-// A plaintext HTTP/1.1 server on swarm::runtime: "Hello, World!" for every GET (and its
-// headers for HEAD), keep-alive and pipelining, Connection handling for HTTP/1.1 and 1.0.
-// Written as for boost::asio::io_context: coroutines, one runtime, N threads in run().
+// A plaintext HTTP/1.1 server on swarm::runtime with Boost.Beast: "Hello, World!" for every
+// GET (and its headers for HEAD), keep-alive and pipelining, chunked request bodies, Connection
+// handling for HTTP/1.1 and 1.0, 400 / 413 / 431 for requests Beast refuses. Written as
+// for boost::asio::io_context: coroutines, one runtime, N threads in run(), Beast's parser and
+// serializer (http::async_read into a request_parser, http::async_write), a flat_buffer per
+// connection.
 //
-//   http_server [--port P] [--threads N]
+//   http_server [--port P] [--threads N] [--current-thread]
 //       serves on 127.0.0.1:P (default 8080) until SIGINT or SIGTERM
-//   http_server --self-test R [--threads N]
+//   http_server --self-test R [--threads N] [--current-thread]
 //       serves on 127.0.0.1 with an ephemeral port, makes R keep-alive requests against it
-//       over a few connections plus the Connection / HEAD / 405 / pipelining cases, checks
-//       every response and exits 0 on success (for CI)
+//       over a few connections plus the Connection / HEAD / 405 / pipelining / chunked cases
+//       and the malformed and oversized requests, checks every response and exits 0 on
+//       success (for CI)
+//
+// --current-thread runs the same program on the current-thread flavour (Tokio's
+// new_current_thread: one worker, driven by the threads in run(), as io_context(1) is); it is
+// one line in runtime_options_for() below. N defaults to the hardware concurrency, or 1 with
+// --current-thread.
 #include "accept_backoff.hpp"
 
 #include <swarm/runtime.hpp>
@@ -16,17 +25,22 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -43,101 +57,22 @@
 #include <vector>
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
 using asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t max_head_bytes = 8 * 1024;
-constexpr std::size_t max_body_bytes = 1024 * 1024;
+constexpr std::size_t max_head_bytes = 8 * 1024;    // beyond: 431
+constexpr std::size_t max_body_bytes = 1024 * 1024; // beyond: 413
+// What a closing connection still reads from its client before it gives up (see linger()).
+constexpr std::size_t max_linger_bytes = 64 * 1024;
 constexpr std::string_view hello = "Hello, World!";
 
-// --- Parsing --------------------------------------------------------------------------------
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-// Whether the comma-separated header value holds `token` (case-insensitive).
-bool has_token(std::string_view value, std::string_view token) {
-  while (!value.empty()) {
-    const std::size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token))
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
-struct request {
-  std::string method;
-  int minor_version = 1; // HTTP/1.x
-  bool keep_alive = true;
-  std::size_t content_length = 0;
-  bool chunked = false;
-};
-
-// Parses a request head: the request line and the header lines, CRLF-separated, without
-// the empty line that ends it. Null if it is not HTTP/1.x.
-std::optional<request> parse_head(std::string_view head) {
-  request r;
-  std::size_t eol = head.find("\r\n");
-  const std::string_view line = head.substr(0, eol);
-  const std::size_t sp1 = line.find(' ');
-  const std::size_t sp2 = line.rfind(' ');
-  if (sp1 == std::string_view::npos || sp2 == sp1 || sp1 == 0)
-    return std::nullopt;
-  r.method = std::string(line.substr(0, sp1));
-  const std::string_view version = line.substr(sp2 + 1);
-  if (version == "HTTP/1.1")
-    r.minor_version = 1;
-  else if (version == "HTTP/1.0")
-    r.minor_version = 0;
-  else
-    return std::nullopt;
-  std::optional<bool> connection_close, connection_keep_alive;
-  while (eol != std::string_view::npos) {
-    head.remove_prefix(eol + 2);
-    eol = head.find("\r\n");
-    const std::string_view field = head.substr(0, eol);
-    const std::size_t colon = field.find(':');
-    if (colon == std::string_view::npos || colon == 0)
-      return std::nullopt;
-    const std::string_view name = field.substr(0, colon), value = trim(field.substr(colon + 1));
-    if (iequals(name, "Connection")) {
-      connection_close = has_token(value, "close");
-      connection_keep_alive = has_token(value, "keep-alive");
-    } else if (iequals(name, "Content-Length")) {
-      std::size_t n = 0;
-      if (value.empty() || value.size() > 18)
-        return std::nullopt;
-      for (char c : value) {
-        if (c < '0' || c > '9')
-          return std::nullopt;
-        n = n * 10 + static_cast<std::size_t>(c - '0');
-      }
-      r.content_length = n;
-    } else if (iequals(name, "Transfer-Encoding")) {
-      r.chunked = true; // not supported: answered with 501
-    }
-  }
-  // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told not to.
-  r.keep_alive = r.minor_version == 1 ? !connection_close.value_or(false) : connection_keep_alive.value_or(false);
-  return r;
-}
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
 
 // --- Responses ------------------------------------------------------------------------------
 
@@ -157,80 +92,84 @@ const std::string& http_date() {
   return cached;
 }
 
-// Appends a complete response to `out`.
-void respond(std::string& out, int status, std::string_view reason, const request* r, bool keep_alive,
-             std::string_view body, bool head_only = false, std::string_view extra = {}) {
-  out += r && r->minor_version == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += std::to_string(status);
-  out += ' ';
-  out += reason;
-  out += "\r\nServer: swarm\r\nDate: ";
-  out += http_date();
-  out += "\r\nContent-Type: text/plain\r\nContent-Length: ";
-  out += std::to_string(body.size());
-  out += "\r\n";
-  if (!keep_alive)
-    out += "Connection: close\r\n";
-  else if (r && r->minor_version == 0)
-    out += "Connection: keep-alive\r\n";
-  out += extra;
-  out += "\r\n";
+// A response of HTTP/1.`version / 10`, with `body`'s Content-Length and, unless `head_only`,
+// `body` itself. keep_alive() writes the Connection header each version needs.
+response make_response(http::status status, unsigned version, bool keep_alive, std::string_view body,
+                       bool head_only = false) {
+  response res{status, version};
+  res.set(http::field::server, "swarm");
+  res.set(http::field::date, http_date());
+  res.set(http::field::content_type, "text/plain");
+  res.content_length(body.size());
   if (!head_only)
-    out += body;
+    res.body() = body;
+  res.keep_alive(keep_alive);
+  return res;
+}
+
+// The answer to a request that Beast could not read, or none when there is nobody to answer:
+// the client closed (between requests or within one) or the socket failed.
+std::optional<http::status> status_for(const error_code& ec) {
+  if (ec == http::error::header_limit)
+    return http::status::request_header_fields_too_large;
+  if (ec == http::error::body_limit)
+    return http::status::payload_too_large;
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+      ec.category() != http::make_error_code(http::error::end_of_stream).category())
+    return std::nullopt;
+  return http::status::bad_request; // any other parse error: request line, version, field, length, chunk
 }
 
 // --- The server -----------------------------------------------------------------------------
 
-// One connection: read a head, answer, repeat while the connection is kept alive. Requests
-// pipelined behind the head stay in `in` for the next round.
-asio::awaitable<void> http_session(tcp::socket socket) {
-  std::string in, out;
-  for (;;) {
-    auto [ec, head_size] =
-        co_await asio::async_read_until(socket, asio::dynamic_buffer(in, max_head_bytes), "\r\n\r\n", use_tuple);
-    if (ec == asio::error::not_found) {
-      respond(out, 431, "Request Header Fields Too Large", nullptr, false, "");
-      co_await asio::async_write(socket, asio::buffer(out), use_tuple);
-      co_return;
-    }
+// Ends a connection after its last response. Closing a socket that still holds unread request
+// bytes makes the kernel send RST, which can discard the response before the client reads it;
+// so the sending side is shut down (the client sees the end of the stream) and what the
+// client still sends is read and dropped until it closes, up to max_linger_bytes.
+asio::awaitable<void> linger(tcp::socket& socket) {
+  error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  std::array<char, 4096> sink;
+  for (std::size_t drained = 0; drained < max_linger_bytes;) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), use_tuple);
     if (ec)
-      co_return; // closed by the client, or failed
-    const std::optional<request> r = parse_head(std::string_view(in).substr(0, head_size - 4));
-    in.erase(0, head_size);
-    out.clear();
-    if (!r) {
-      respond(out, 400, "Bad Request", nullptr, false, "");
-      co_await asio::async_write(socket, asio::buffer(out), use_tuple);
       co_return;
-    }
-    if (r->chunked || r->content_length > max_body_bytes) {
-      if (r->chunked)
-        respond(out, 501, "Not Implemented", &*r, false, "");
-      else
-        respond(out, 413, "Content Too Large", &*r, false, "");
-      co_await asio::async_write(socket, asio::buffer(out), use_tuple);
-      co_return;
-    }
-    // Skip a request body: this server has no use for one.
-    if (in.size() < r->content_length) {
-      const std::size_t missing = r->content_length - in.size();
-      auto [bec, n] = co_await asio::async_read(socket, asio::dynamic_buffer(in), asio::transfer_exactly(missing),
-                                                use_tuple);
-      if (bec)
-        co_return;
-    }
-    in.erase(0, r->content_length);
+    drained += n;
+  }
+}
 
-    if (r->method == "GET" || r->method == "HEAD")
-      respond(out, 200, "OK", &*r, r->keep_alive, hello, r->method == "HEAD");
-    else
-      respond(out, 405, "Method Not Allowed", &*r, r->keep_alive, "", false, "Allow: GET, HEAD\r\n");
-    auto [wec, written] = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+// One connection: read a request, answer, repeat while the connection is kept alive. Bytes
+// read past a request (pipelined requests) stay in `buffer` for the next round.
+asio::awaitable<void> http_session(tcp::socket socket) {
+  beast::flat_buffer buffer;
+  for (;;) {
+    // A parser reads one message: a fresh one for every request.
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(max_head_bytes);
+    parser.body_limit(max_body_bytes);
+    auto [ec, n] = co_await http::async_read(socket, buffer, parser, use_tuple);
+    if (ec) {
+      if (const std::optional<http::status> status = status_for(ec)) {
+        const response res = make_response(*status, 11, false, "");
+        if (auto [wec, written] = co_await http::async_write(socket, res, use_tuple); !wec)
+          co_await linger(socket);
+      }
+      co_return;
+    }
+    const request& req = parser.get(); // HTTP/1.0 or 1.1: Beast refuses other versions
+    response res;
+    if (req.method() == http::verb::get || req.method() == http::verb::head)
+      res = make_response(http::status::ok, req.version(), req.keep_alive(), hello,
+                          req.method() == http::verb::head);
+    else {
+      res = make_response(http::status::method_not_allowed, req.version(), req.keep_alive(), "");
+      res.set(http::field::allow, "GET, HEAD");
+    }
+    auto [wec, written] = co_await http::async_write(socket, res, use_tuple);
     if (wec)
       co_return;
-    if (!r->keep_alive) {
-      error_code ignored;
-      socket.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!res.keep_alive()) {
+      co_await linger(socket);
       co_return;
     }
   }
@@ -255,6 +194,21 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long m
   }
 }
 
+struct config {
+  unsigned threads = 0; // 0: the default of the flavour
+  bool current_thread = false;
+};
+
+// The runtime the server runs on: all that differs between the two flavours.
+swarm::runtime_options runtime_options_for(const config& c) {
+  swarm::runtime_options options;
+  options.worker_threads = c.threads;
+  if (c.current_thread)
+    options.flavor = swarm::runtime_flavor::current_thread; // Tokio's new_current_thread
+  return options;
+}
+
+// N threads in run(); on the current-thread flavour they take turns driving its one worker.
 void run_on_threads(swarm::runtime& rt, unsigned threads) {
   std::vector<std::thread> extra;
   for (unsigned i = 1; i < threads; ++i)
@@ -264,138 +218,161 @@ void run_on_threads(swarm::runtime& rt, unsigned threads) {
     t.join();
 }
 
-// --- Self-test client -------------------------------------------------------------------------
+const char* flavor_name(const config& c) { return c.current_thread ? "current-thread" : "multi-thread"; }
 
-struct response {
-  int status = 0;
-  std::string version;
-  std::optional<std::size_t> content_length;
-  bool connection_close = false;
-  std::string body;
-};
+// --- Self-test client -------------------------------------------------------------------------
+// The client writes raw bytes, so that it can send what Beast's serializer never would, and
+// reads the answers with Beast's response parser.
 
 void expect(bool ok, const std::string& what) {
   if (!ok)
     throw std::runtime_error(what);
 }
 
-// Reads one response from `socket` (bytes already received are in `in`).
-asio::awaitable<response> read_response(tcp::socket& socket, std::string& in, bool head_request) {
-  const std::size_t head_size =
-      co_await asio::async_read_until(socket, asio::dynamic_buffer(in), "\r\n\r\n", asio::use_awaitable);
-  std::string_view head = std::string_view(in).substr(0, head_size - 2);
-  response r;
-  std::size_t eol = head.find("\r\n");
-  const std::string_view status_line = head.substr(0, eol);
-  expect(status_line.size() > 12 && status_line.substr(0, 7) == "HTTP/1." && status_line[8] == ' ',
-         "bad status line: " + std::string(status_line));
-  r.version = std::string(status_line.substr(0, 8));
-  r.status = std::atoi(std::string(status_line.substr(9, 3)).c_str());
-  while (eol + 2 < head.size()) {
-    head.remove_prefix(eol + 2);
-    eol = head.find("\r\n");
-    const std::string_view field = head.substr(0, eol);
-    const std::size_t colon = field.find(':');
-    expect(colon != std::string_view::npos, "bad header line");
-    const std::string_view name = field.substr(0, colon), value = trim(field.substr(colon + 1));
-    if (iequals(name, "Content-Length"))
-      r.content_length = static_cast<std::size_t>(std::stoul(std::string(value)));
-    else if (iequals(name, "Connection"))
-      r.connection_close = has_token(value, "close");
-  }
-  in.erase(0, head_size);
-  expect(r.content_length.has_value(), "no Content-Length");
-  if (!head_request) {
-    if (in.size() < *r.content_length)
-      co_await asio::async_read(socket, asio::dynamic_buffer(in), asio::transfer_exactly(*r.content_length - in.size()),
-                                asio::use_awaitable);
-    r.body = in.substr(0, *r.content_length);
-    in.erase(0, *r.content_length);
-  }
-  co_return r;
-}
+struct connection {
+  tcp::socket socket;
+  beast::flat_buffer buffer; // bytes read past the last response
+};
 
-void expect_hello(const response& r, const char* version = "HTTP/1.1") {
-  expect(r.status == 200, "expected 200, got " + std::to_string(r.status));
-  expect(r.version == version, "expected " + std::string(version) + ", got " + r.version);
-  expect(r.content_length == hello.size(), "wrong Content-Length");
-  expect(r.body == hello, "wrong body: " + r.body);
-}
-
-// After the server said "Connection: close", it must close: the next read ends the stream.
-asio::awaitable<void> expect_closed(tcp::socket& socket) {
-  char c;
-  auto [ec, n] = co_await socket.async_read_some(asio::buffer(&c, 1), use_tuple);
-  expect(ec == asio::error::eof, "expected the server to close the connection");
-}
-
-asio::awaitable<tcp::socket> connect(tcp::endpoint server) {
+asio::awaitable<connection> connect(tcp::endpoint server) {
   tcp::socket socket(co_await asio::this_coro::executor);
   co_await socket.async_connect(server, asio::use_awaitable);
   socket.set_option(tcp::no_delay(true));
-  co_return socket;
+  co_return connection{std::move(socket), {}};
+}
+
+asio::awaitable<void> send(connection& c, std::string_view bytes) {
+  co_await asio::async_write(c.socket, asio::buffer(bytes), asio::use_awaitable);
+}
+
+asio::awaitable<response> read_response(connection& c, bool head_request = false) {
+  http::response_parser<http::string_body> parser;
+  parser.skip(head_request); // the answer to HEAD has a Content-Length but no body
+  co_await http::async_read(c.socket, c.buffer, parser, asio::use_awaitable);
+  co_return parser.release();
+}
+
+void expect_status(const response& r, http::status status) {
+  expect(r.result() == status, "expected " + std::to_string(static_cast<unsigned>(status)) + ", got " +
+                                   std::to_string(r.result_int()));
+}
+
+void expect_hello(const response& r, unsigned version = 11) {
+  expect_status(r, http::status::ok);
+  expect(r.version() == version,
+         "expected HTTP version " + std::to_string(version) + ", got " + std::to_string(r.version()));
+  expect(r[http::field::content_length] == std::to_string(hello.size()), "wrong Content-Length");
+  expect(r.body() == hello, "wrong body: " + r.body());
+}
+
+// After the server said it closes, it must: nothing follows the last response but the end of
+// the stream.
+asio::awaitable<void> expect_closed(connection& c) {
+  expect(c.buffer.size() == 0, "bytes after the last response");
+  char byte;
+  auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(&byte, 1), use_tuple);
+  expect(ec == asio::error::eof, "expected the server to close the connection");
 }
 
 // `requests` keep-alive GETs on one connection, then a "Connection: close" one.
 asio::awaitable<void> keep_alive_client(tcp::endpoint server, long requests) {
-  tcp::socket socket = co_await connect(server);
-  std::string in;
+  connection c = co_await connect(server);
   for (long i = 0; i < requests; ++i) {
-    const std::string req = "GET /plaintext/" + std::to_string(i) + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    co_await asio::async_write(socket, asio::buffer(req), asio::use_awaitable);
-    const response r = co_await read_response(socket, in, false);
+    co_await send(c, "GET /plaintext/" + std::to_string(i) + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    const response r = co_await read_response(c);
     expect_hello(r);
-    expect(!r.connection_close, "keep-alive connection closed by the server");
+    expect(r.keep_alive(), "keep-alive connection closed by the server");
   }
-  const std::string last = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-  co_await asio::async_write(socket, asio::buffer(last), asio::use_awaitable);
-  const response r = co_await read_response(socket, in, false);
+  co_await send(c, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  const response r = co_await read_response(c);
   expect_hello(r);
-  expect(r.connection_close, "no Connection: close in the answer to Connection: close");
-  co_await expect_closed(socket);
+  expect(!r.keep_alive(), "no Connection: close in the answer to Connection: close");
+  co_await expect_closed(c);
 }
 
-// Pipelining, HEAD, a POST with a body (405), then HTTP/1.0 on a second connection.
+// Pipelining, HEAD, POSTs with a body and a chunked one (405), then HTTP/1.0 on a second
+// connection.
 asio::awaitable<void> edge_case_client(tcp::endpoint server) {
   {
-    tcp::socket socket = co_await connect(server);
-    std::string in;
-    const std::string pipelined = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-                                  "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
-                                  "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-                                  "GET /d HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n";
-    co_await asio::async_write(socket, asio::buffer(pipelined), asio::use_awaitable);
-    expect_hello(co_await read_response(socket, in, false));
-    const response head = co_await read_response(socket, in, true);
-    expect(head.status == 200 && head.content_length == hello.size(), "bad HEAD response");
-    const response post = co_await read_response(socket, in, false);
-    expect(post.status == 405, "expected 405 for POST, got " + std::to_string(post.status));
-    const response last = co_await read_response(socket, in, false);
+    connection c = co_await connect(server);
+    co_await send(c,
+                  "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                  "POST /d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                  "GET /e HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n");
+    expect_hello(co_await read_response(c));
+    const response head = co_await read_response(c, true);
+    expect_status(head, http::status::ok);
+    expect(head[http::field::content_length] == std::to_string(hello.size()) && head.body().empty(),
+           "bad HEAD response");
+    for (int i = 0; i < 2; ++i) {
+      const response post = co_await read_response(c);
+      expect_status(post, http::status::method_not_allowed);
+      expect(post[http::field::allow] == "GET, HEAD", "no Allow header in the 405");
+      expect(post.keep_alive(), "405 closed the connection");
+    }
+    const response last = co_await read_response(c);
     expect_hello(last);
-    expect(last.connection_close, "Connection: close ignored");
-    expect(in.empty(), "bytes after the last response");
-    co_await expect_closed(socket);
+    expect(!last.keep_alive(), "Connection: close ignored");
+    co_await expect_closed(c);
   }
   {
     // HTTP/1.0: closed after the response unless asked to keep it.
-    tcp::socket socket = co_await connect(server);
-    std::string in;
-    const std::string reqs = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n";
-    co_await asio::async_write(socket, asio::buffer(reqs), asio::use_awaitable);
-    const response kept = co_await read_response(socket, in, false);
-    expect_hello(kept, "HTTP/1.0");
-    expect(!kept.connection_close, "HTTP/1.0 keep-alive not honoured");
-    const response closed = co_await read_response(socket, in, false);
-    expect_hello(closed, "HTTP/1.0");
-    expect(closed.connection_close, "HTTP/1.0 without keep-alive not closed");
-    co_await expect_closed(socket);
+    connection c = co_await connect(server);
+    co_await send(c, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n");
+    const response kept = co_await read_response(c);
+    expect_hello(kept, 10);
+    expect(kept.keep_alive(), "HTTP/1.0 keep-alive not honoured");
+    const response closed = co_await read_response(c);
+    expect_hello(closed, 10);
+    expect(!closed.keep_alive(), "HTTP/1.0 without keep-alive kept");
+    co_await expect_closed(c);
   }
 }
 
-int self_test(long requests, unsigned threads) {
+// Requests the server refuses, one connection each: the answer, then the end of the stream.
+struct refused_case {
+  const char* what;
+  std::string bytes;
+  http::status status;
+};
+
+std::vector<refused_case> refused_cases() {
+  return {
+      {"a field without a colon", "GET / HTTP/1.1\r\nHost x\r\n\r\n", http::status::bad_request},
+      {"a request line without a version", "GET /\r\nHost: x\r\n\r\n", http::status::bad_request},
+      {"a bad Content-Length", "POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n", http::status::bad_request},
+      {"a bad chunk", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+       http::status::bad_request},
+      {"HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", http::status::bad_request}, // Beast reads 1.0 and 1.1 only
+      {"a head over the limit",
+       "GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(max_head_bytes, 'a') + "\r\n\r\n",
+       http::status::request_header_fields_too_large},
+      {"a body over the limit",
+       "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(max_body_bytes + 1) + "\r\n\r\n",
+       http::status::payload_too_large},
+  };
+}
+
+asio::awaitable<void> refused_client(tcp::endpoint server) {
+  for (const refused_case& rc : refused_cases()) {
+    connection c = co_await connect(server);
+    co_await send(c, rc.bytes);
+    const response r = co_await read_response(c);
+    expect(r.result() == rc.status, std::string(rc.what) + ": expected " +
+                                        std::to_string(static_cast<unsigned>(rc.status)) + ", got " +
+                                        std::to_string(r.result_int()));
+    expect(!r.keep_alive(), std::string(rc.what) + ": the answer does not say Connection: close");
+    co_await expect_closed(c);
+  }
+}
+
+int self_test(long requests, const config& cfg) {
   const int keep_alive_connections = static_cast<int>(std::clamp<long>(requests / 100, 1, 8));
-  const long connections = keep_alive_connections + 2; // + the edge-case client's two
-  swarm::runtime rt{static_cast<int>(threads)};
+  // + the edge-case client's two and one per refused request
+  const long connections = keep_alive_connections + 2 + static_cast<long>(refused_cases().size());
+  swarm::runtime rt{runtime_options_for(cfg)};
   tcp::acceptor acceptor(rt.get_executor(), {asio::ip::address_v4::loopback(), 0});
   const tcp::endpoint server = acceptor.local_endpoint();
 
@@ -425,6 +402,7 @@ int self_test(long requests, unsigned threads) {
     });
   }
   asio::co_spawn(rt, edge_case_client(server), on_done);
+  asio::co_spawn(rt, refused_client(server), on_done);
 
   std::promise<void> done;
   std::thread watchdog([&, f = done.get_future()] {
@@ -438,7 +416,7 @@ int self_test(long requests, unsigned threads) {
     }
   });
   const auto start = std::chrono::steady_clock::now();
-  run_on_threads(rt, threads);
+  run_on_threads(rt, cfg.threads);
   const auto elapsed = std::chrono::steady_clock::now() - start;
   done.set_value();
   watchdog.join();
@@ -449,14 +427,15 @@ int self_test(long requests, unsigned threads) {
     std::fprintf(stderr, "http_server self-test FAILED: %s\n", failure.c_str());
     return 1;
   }
-  std::printf("http_server self-test: %ld keep-alive requests over %d connections (+ edge cases) on %u threads "
-              "in %.1f ms: OK\n",
-              requests, keep_alive_connections, threads, std::chrono::duration<double, std::milli>(elapsed).count());
+  std::printf("http_server self-test: %ld keep-alive requests over %d connections (+ edge cases, %zu refused "
+              "requests) on %u threads, %s runtime, in %.1f ms: OK\n",
+              requests, keep_alive_connections, refused_cases().size(), cfg.threads, flavor_name(cfg),
+              std::chrono::duration<double, std::milli>(elapsed).count());
   return 0;
 }
 
-int serve(unsigned short port, unsigned threads) {
-  swarm::runtime rt{static_cast<int>(threads)};
+int serve(unsigned short port, const config& cfg) {
+  swarm::runtime rt{runtime_options_for(cfg)};
   tcp::acceptor acceptor(rt.get_executor(), {asio::ip::address_v4::loopback(), port});
   asio::signal_set signals(rt, SIGINT, SIGTERM);
   signals.async_wait([&](error_code ec, int) {
@@ -464,15 +443,16 @@ int serve(unsigned short port, unsigned threads) {
       rt.stop();
   });
   asio::co_spawn(rt, listen(acceptor, rt, std::numeric_limits<long>::max()), asio::detached);
-  std::printf("http_server: listening on http://%s:%u/ with %u threads\n",
-              acceptor.local_endpoint().address().to_string().c_str(), acceptor.local_endpoint().port(), threads);
-  run_on_threads(rt, threads);
+  std::printf("http_server: listening on http://%s:%u/ with %u threads, %s runtime\n",
+              acceptor.local_endpoint().address().to_string().c_str(), acceptor.local_endpoint().port(),
+              cfg.threads, flavor_name(cfg));
+  run_on_threads(rt, cfg.threads);
   return 0;
 }
 
 [[noreturn]] void usage(int status) {
-  std::fputs("usage: http_server [--port P] [--threads N]\n"
-             "       http_server --self-test REQUESTS [--threads N]\n",
+  std::fputs("usage: http_server [--port P] [--threads N] [--current-thread]\n"
+             "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n",
              status == 0 ? stdout : stderr);
   std::exit(status);
 }
@@ -488,27 +468,33 @@ long number(const char* s, long lo, long hi) {
 } // namespace
 
 int main(int argc, char** argv) {
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  config cfg;
   long port = 8080, self_test_requests = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "-h" || arg == "--help")
       usage(0);
+    if (arg == "--current-thread") {
+      cfg.current_thread = true;
+      continue;
+    }
     if (i + 1 >= argc)
       usage(2);
     if (arg == "--port")
       port = number(argv[++i], 0, 65535);
     else if (arg == "--threads")
-      threads = static_cast<unsigned>(number(argv[++i], 1, 1024));
+      cfg.threads = static_cast<unsigned>(number(argv[++i], 1, 1024));
     else if (arg == "--self-test")
       self_test_requests = number(argv[++i], 1, 100'000'000);
     else
       usage(2);
   }
+  if (cfg.threads == 0)
+    cfg.threads = cfg.current_thread ? 1 : std::max(1u, std::thread::hardware_concurrency());
   try {
     if (self_test_requests > 0)
-      return self_test(self_test_requests, threads);
-    return serve(static_cast<unsigned short>(port), threads);
+      return self_test(self_test_requests, cfg);
+    return serve(static_cast<unsigned short>(port), cfg);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_server: %s\n", e.what());
     return 1;
