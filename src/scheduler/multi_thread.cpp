@@ -31,17 +31,30 @@ struct fast_rand {
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
   std::size_t index = 0;
-  std::uint32_t tick = 0;
   header* lifo_slot = nullptr; // one notified reference, not stealable
   bool lifo_enabled = true;
   bool is_searching = false;
   bool is_shutdown = false;
   parker* park = nullptr; // null while this core is parked in the driver
-  std::uint32_t global_queue_interval = 61;
-  bool tune_global_queue = true;
   fast_rand rand{1, 1};
 
-  // Busy time and the mean poll time that tunes global_queue_interval.
+  // Fairness. Every task poll counts, LIFO-slot polls included: a spawn chain that runs
+  // through the LIFO slot reaches the driver and the global queue as soon as one that runs
+  // through the queue does. Tokio counts loop iterations instead (up to 1 + 3 LIFO polls).
+  //
+  // Polls left until maintenance polls the driver (0: due). Reset to driver_interval by
+  // every driver poll, a park included.
+  std::uint32_t polls_to_driver = 61;
+  // Polls between driver polls under load: options.event_interval, or fewer when polls
+  // are long, so that the driver waits about target_driver_latency_ns of task time.
+  std::uint32_t driver_interval = 61;
+  // Polls left until the global queue goes before the local one (0: due; several workers
+  // only: one worker keeps posting order, see worker_loop::push_local).
+  std::uint32_t polls_to_global = 61;
+  std::uint32_t global_queue_interval = 61;
+  bool tune_global_queue = true;
+
+  // Busy time and the mean poll time that tunes both intervals.
   poll_timing timing;
 };
 
@@ -144,6 +157,30 @@ struct worker_loop {
       c->global_queue_interval = next;
   }
 
+  // Short polls keep options.event_interval (Tokio's fixed 61); long ones poll the driver
+  // every target_driver_latency_ns of task time, down to every poll.
+  void tune_driver_interval(core* c) noexcept {
+    const double raw = poll_timing::target_driver_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
+    c->driver_interval =
+        static_cast<std::uint32_t>(std::clamp(raw, 1.0, static_cast<double>(h.options_.event_interval)));
+  }
+
+  // Counts one task poll toward the driver and global-queue intervals. Per poll.
+  void count_poll(core* c) noexcept {
+    ++stats().poll_count;
+    c->timing.note_poll();
+    ++cx.polls;
+    if (c->polls_to_driver != 0)
+      --c->polls_to_driver;
+    if (c->polls_to_global != 0)
+      --c->polls_to_global;
+  }
+
+  // Whether the driver or the global queue is due before the next poll.
+  bool check_due(const core* c) const noexcept {
+    return c->polls_to_driver == 0 || (c->polls_to_global == 0 && !one_worker());
+  }
+
   header* next_local_task(core* c) noexcept {
     if (header* t = std::exchange(c->lifo_slot, nullptr))
       return t;
@@ -152,9 +189,10 @@ struct worker_loop {
 
   header* next_task(core* c) {
     // (One worker: its local queue is older than the inject queue, see push_local.)
-    if (c->tick % c->global_queue_interval == 0 && !one_worker()) {
+    if (c->polls_to_global == 0 && !one_worker()) {
       // Fairness: now and then look at the global queue first.
       tune_global_queue_interval(c);
+      c->polls_to_global = c->global_queue_interval;
       if (header* t = h.next_remote_task())
         return t;
       return next_local_task(c);
@@ -219,14 +257,14 @@ struct worker_loop {
 
   void run_hooked(local_notified<handle_ref> t) { run_with_poll_hooks(std::move(t), h.options_); }
 
-  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row and within one
-  // coop budget. Returns the core, or null when block_in_place handed it away. Per poll.
+  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row, within one coop
+  // budget and until the driver or the global queue is due (the LIFO task then stays in
+  // its slot and runs right after). Returns the core, or null when block_in_place handed
+  // it away. Per poll.
   core* run_task(core* c, header* t) {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
-    ++stats().poll_count;
-    c->timing.note_poll();
-    ++cx.polls;
+    count_poll(c);
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
     run_hooked(std::move(task));
@@ -247,10 +285,17 @@ struct worker_loop {
         cx.core_slot = nullptr;
         return c;
       }
+      if (check_due(c)) {
+        // The loop polls the driver or takes from the global queue first; the LIFO task
+        // keeps its slot (it is still the newest) and runs next.
+        c->lifo_slot = next;
+        cx.core_slot = nullptr;
+        return c;
+      }
       // Two tasks that keep waking each other must not starve the queue.
       if (++lifo_polls >= 3)
         c->lifo_enabled = false;
-      ++cx.polls;
+      count_poll(c);
       run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
     }
   }
@@ -294,6 +339,7 @@ struct worker_loop {
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
+    c->polls_to_driver = c->driver_interval; // (or another worker held it, polling it)
     if (should_notify_others(c))
       h.notify_parked_local();
     return c;
@@ -306,8 +352,9 @@ struct worker_loop {
   }
 
   core* maintenance(core* c) {
-    if (c->tick % h.options_.event_interval == 0) {
+    if (c->polls_to_driver == 0) {
       end_processing(c);
+      tune_driver_interval(c);
       c = park_timeout(c, true);
       core_maintenance(c);
       start_processing(c);
@@ -392,7 +439,6 @@ struct worker_loop {
     while (!c->is_shutdown) {
       if (must_leave())
         return leave(c);
-      ++c->tick;
       c = maintenance(c);
       if (header* t = next_task(c)) {
         c = run_task(c, t);
@@ -476,10 +522,12 @@ handle::handle(scheduler_options options, driver* drv)
     c->index = i;
     c->park = remotes_[i].unparker.get();
     c->lifo_enabled = !options_.disable_lifo_slot;
+    c->driver_interval = c->polls_to_driver = options_.event_interval;
     if (options_.global_queue_interval) {
       c->global_queue_interval = *options_.global_queue_interval;
       c->tune_global_queue = false;
     }
+    c->polls_to_global = c->global_queue_interval;
     const std::uint64_t seed = seed_counter();
     c->rand = fast_rand{static_cast<std::uint32_t>(seed >> 32) | 1u, static_cast<std::uint32_t>(seed) | 1u};
     remotes_[i].core_slot.store(c.release(), std::memory_order_relaxed);

@@ -68,6 +68,10 @@ struct alignas(cache_line) worker_metrics {
 // that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
 struct poll_timing {
   static constexpr double target_global_queue_latency_ns = 200'000.0;
+  // Task time between two driver polls of a busy worker whose polls are long (the driver
+  // interval is target / mean poll time, at most event_interval): timers and I/O wait
+  // about this long behind tasks that never leave the worker's queues.
+  static constexpr double target_driver_latency_ns = 100'000.0;
   static constexpr double ewma_weight = 0.1;
 
   double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;

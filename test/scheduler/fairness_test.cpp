@@ -1,0 +1,162 @@
+// Fairness under busy workers, counted in polls rather than time: a spawn chain (each task
+// spawns its successor and ends, so every link runs from the LIFO slot) must let the I/O
+// driver and the global queue in within a bounded number of polls, as a chain that goes
+// through the run queue does.
+#include "support.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace swarm_sched_test;
+using namespace std::chrono_literals;
+using swarm::scheduler_options;
+
+// What the links of a chain share: a stop flag, the link count, and per link the driver's
+// poll count as the link saw it.
+struct chain_state {
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> links{0};
+  std::mutex mutex;
+  std::vector<std::size_t> driver_polls_seen; // under mutex
+  counting_driver* drv = nullptr;
+  std::chrono::microseconds compute{0}; // each link spins at least this long
+};
+
+// One link: records, optionally computes, spawns its successor (into its worker's LIFO
+// slot) and ends. `on_link(n)` runs inside link n, before the successor is spawned.
+template <class Rt>
+struct chain_link {
+  using output_type = unit;
+  Rt* rt;
+  std::shared_ptr<chain_state> s;
+  std::function<void(std::size_t)> on_link;
+
+  std::optional<unit> poll(poll_context&) {
+    const std::size_t n = s->links.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (s->drv) {
+      std::lock_guard lock(s->mutex);
+      s->driver_polls_seen.push_back(s->drv->polls());
+    }
+    if (s->compute.count() > 0) {
+      const auto t = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - t < s->compute) {
+      }
+    }
+    if (on_link)
+      on_link(n);
+    if (!s->stop.load(std::memory_order_acquire))
+      rt->spawn(chain_link{rt, s, on_link}); // detached
+    return unit{};
+  }
+};
+
+// The longest run of consecutive links that saw the same driver poll count, from link
+// `from` on: how many polls the worker ran between two driver polls.
+std::size_t longest_gap(chain_state& s, std::size_t from) {
+  std::lock_guard lock(s.mutex);
+  std::size_t longest = 0, run = 0;
+  for (std::size_t i = from; i < s.driver_polls_seen.size(); ++i) {
+    run = (i > from && s.driver_polls_seen[i] == s.driver_polls_seen[i - 1]) ? run + 1 : 1;
+    longest = std::max(longest, run);
+  }
+  return longest;
+}
+
+template <class Rt>
+void stop_chain(Rt& rt, chain_state& s) {
+  s.stop.store(true, std::memory_order_release);
+  BOOST_TEST(eventually([&] { return rt.h.num_alive_tasks() == 0; }));
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(fairness, bounded)
+
+// Tokio counts a LIFO poll as no tick, so its chain reaches the driver every
+// 61 x (1 + 3) polls. Here every poll counts: at most event_interval polls between two.
+BOOST_AUTO_TEST_CASE(a_spawn_chain_reaches_the_driver_within_event_interval_polls) {
+  counting_driver drv;
+  scheduler_options o;
+  o.event_interval = 7;
+  mt1 rt(o, &drv);
+  auto s = std::make_shared<chain_state>();
+  s->drv = &drv;
+  rt.spawn(chain_link<mt1>{&rt, s, {}});
+  BOOST_REQUIRE(eventually([&] { return s->links.load() > 500; }));
+  stop_chain(rt, *s);
+  const std::size_t gap = longest_gap(*s, 1);
+  BOOST_TEST(gap <= 7u, "a chain ran " << gap << " polls between two driver polls");
+  BOOST_TEST(gap >= 1u);
+  BOOST_TEST(!drv.overlapped());
+}
+
+// The same chain on two workers, the other one blocked: a task pushed into the global
+// queue from another thread during link n runs before link n + global_queue_interval + 1
+// (Tokio: up to 4 x the interval, the LIFO polls not counting).
+BOOST_AUTO_TEST_CASE(a_spawn_chain_takes_from_the_global_queue_within_its_interval) {
+  scheduler_options o;
+  o.global_queue_interval = 5;
+  mt2 rt(o);
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto started = counter();
+  auto blocker = rt.spawn(poll_fn<bool>([release, started](poll_context&) -> std::optional<bool> {
+    started->fetch_add(1, std::memory_order_acq_rel);
+    return spin_until([&] { return release->load(std::memory_order_acquire); }, 4 * wait_bound);
+  }));
+  BOOST_REQUIRE(eventually([&] { return started->load() == 1; }));
+
+  constexpr std::size_t push_at = 200;
+  auto s = std::make_shared<chain_state>();
+  auto probe_saw = std::make_shared<std::atomic<std::size_t>>(0);
+  raw_join_handle<unit> probe;
+  mt2* rtp = &rt;
+  // Link `push_at` spawns the probe from a foreign thread (into the global queue) and
+  // joins that thread: the push happens inside the link.
+  auto on_link = [rtp, s, probe_saw, &probe](std::size_t n) {
+    if (n != push_at)
+      return;
+    std::thread([&] {
+      probe = rtp->spawn(poll_fn<unit>([s, probe_saw](poll_context&) -> std::optional<unit> {
+        probe_saw->store(s->links.load(std::memory_order_relaxed), std::memory_order_release);
+        return unit{};
+      }));
+    }).join();
+  };
+  rt.spawn(chain_link<mt2>{&rt, s, on_link});
+  BOOST_REQUIRE(eventually([&] { return probe_saw->load(std::memory_order_acquire) != 0; }));
+  const std::size_t saw = probe_saw->load(std::memory_order_acquire);
+  BOOST_TEST(saw >= push_at);
+  BOOST_TEST(saw <= push_at + 5, "the probe ran after link " << saw << ", pushed during link " << push_at);
+  release->store(true, std::memory_order_release);
+  BOOST_TEST(join_value(blocker).value_or(false));
+  BOOST_TEST(wait_for_join(probe).has_value());
+  stop_chain(rt, *s);
+}
+
+// Self-tuning: once the mean poll time exceeds the driver target, a busy worker polls the
+// driver between every two polls (with event_interval 61 it would wait 61). Links spin at
+// least 1.5 x the target; only that lower bound matters, so a slow machine only helps.
+BOOST_AUTO_TEST_CASE(long_polls_bring_the_driver_interval_down_to_every_poll) {
+  counting_driver drv;
+  mt1 rt({}, &drv);
+  auto s = std::make_shared<chain_state>();
+  s->drv = &drv;
+  s->compute = std::chrono::microseconds(
+      static_cast<long>(1.5 * swarm::detail::poll_timing::target_driver_latency_ns / 1000.0));
+  rt.spawn(chain_link<mt1>{&rt, s, {}});
+  // The interval is tuned at the first maintenance, at most 61 polls in; look after 80.
+  BOOST_REQUIRE(eventually([&] { return s->links.load() > 120; }, 4 * wait_bound));
+  stop_chain(rt, *s);
+  const std::size_t gap = longest_gap(*s, 80);
+  BOOST_TEST(gap <= 1u, "a chain of long polls ran " << gap << " polls between two driver polls");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
