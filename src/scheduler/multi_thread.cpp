@@ -53,6 +53,7 @@ struct core {
   std::uint32_t polls_to_global = 61;
   std::uint32_t global_queue_interval = 61;
   bool tune_global_queue = true;
+  bool took_global = false; // the last poll's task came from the global queue, taken first
 
   // Busy time and the mean poll time that tunes both intervals.
   poll_timing timing;
@@ -151,7 +152,7 @@ struct worker_loop {
     if (!c->tune_global_queue)
       return;
     const double raw = poll_timing::target_global_queue_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
-    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
+    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 1.0, 127.0));
     // Ignore jitter: change only on a difference above 2.
     if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
       c->global_queue_interval = next;
@@ -193,10 +194,19 @@ struct worker_loop {
       // Fairness: now and then look at the global queue first.
       tune_global_queue_interval(c);
       c->polls_to_global = c->global_queue_interval;
-      if (header* t = h.next_remote_task())
-        return t;
+      // A tuned interval of 1 alternates while both queues have work: a stream of outside
+      // work must not starve the local queue. (A configured 1 is taken as said.)
+      const bool local_turn = c->tune_global_queue && c->took_global && has_tasks(c);
+      c->took_global = false;
+      if (!local_turn) {
+        if (header* t = h.next_remote_task()) {
+          c->took_global = true;
+          return t;
+        }
+      }
       return next_local_task(c);
     }
+    c->took_global = false;
     if (header* t = next_local_task(c))
       return t;
     if (h.inject_.is_empty())
