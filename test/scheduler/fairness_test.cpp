@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,7 +29,27 @@ struct chain_state {
   std::vector<std::size_t> driver_polls_seen; // under mutex
   counting_driver* drv = nullptr;
   std::chrono::microseconds compute{0}; // each link spins at least this long
+  std::vector<char> order;              // under mutex: 'L' per link, 'G' per probe task
 };
+
+void spin_for(std::chrono::microseconds d) {
+  const auto t = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t < d) {
+  }
+}
+
+// Blocks one worker of `rt` (spinning) until `release` is set; returns its handle once it
+// runs.
+template <class Rt>
+raw_join_handle<bool> block_one_worker(Rt& rt, std::shared_ptr<std::atomic<bool>> release) {
+  auto started = counter();
+  auto jh = rt.spawn(poll_fn<bool>([release, started](poll_context&) -> std::optional<bool> {
+    started->fetch_add(1, std::memory_order_acq_rel);
+    return spin_until([&] { return release->load(std::memory_order_acquire); }, 4 * wait_bound);
+  }));
+  BOOST_REQUIRE(eventually([&] { return started->load() == 1; }));
+  return jh;
+}
 
 // One link: records, optionally computes, spawns its successor (into its worker's LIFO
 // slot) and ends. `on_link(n)` runs inside link n, before the successor is spawned.
@@ -41,15 +62,13 @@ struct chain_link {
 
   std::optional<unit> poll(poll_context&) {
     const std::size_t n = s->links.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (s->drv) {
+    {
       std::lock_guard lock(s->mutex);
-      s->driver_polls_seen.push_back(s->drv->polls());
+      if (s->drv)
+        s->driver_polls_seen.push_back(s->drv->polls());
+      s->order.push_back('L');
     }
-    if (s->compute.count() > 0) {
-      const auto t = std::chrono::steady_clock::now();
-      while (std::chrono::steady_clock::now() - t < s->compute) {
-      }
-    }
+    spin_for(s->compute);
     if (on_link)
       on_link(n);
     if (!s->stop.load(std::memory_order_acquire))
@@ -106,12 +125,7 @@ BOOST_AUTO_TEST_CASE(a_spawn_chain_takes_from_the_global_queue_within_its_interv
   o.global_queue_interval = 5;
   mt2 rt(o);
   auto release = std::make_shared<std::atomic<bool>>(false);
-  auto started = counter();
-  auto blocker = rt.spawn(poll_fn<bool>([release, started](poll_context&) -> std::optional<bool> {
-    started->fetch_add(1, std::memory_order_acq_rel);
-    return spin_until([&] { return release->load(std::memory_order_acquire); }, 4 * wait_bound);
-  }));
-  BOOST_REQUIRE(eventually([&] { return started->load() == 1; }));
+  auto blocker = block_one_worker(rt, release);
 
   constexpr std::size_t push_at = 200;
   auto s = std::make_shared<chain_state>();
@@ -157,6 +171,60 @@ BOOST_AUTO_TEST_CASE(long_polls_bring_the_driver_interval_down_to_every_poll) {
   stop_chain(rt, *s);
   const std::size_t gap = longest_gap(*s, 80);
   BOOST_TEST(gap <= 1u, "a chain of long polls ran " << gap << " polls between two driver polls");
+}
+
+// Long polls tune the global-queue interval down to 1; then the worker alternates, so that
+// neither outside work nor the chain waits for the other to run dry. Ten tasks pushed from
+// outside during link 100 each run between two links, never two in a row.
+BOOST_AUTO_TEST_CASE(with_long_polls_global_and_local_tasks_alternate) {
+  mt2 rt;
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto blocker = block_one_worker(rt, release);
+  // 1.5 x the global-queue target: the tuned interval is 1 once the mean has caught up.
+  const auto compute = std::chrono::microseconds(
+      static_cast<long>(1.5 * swarm::detail::poll_timing::target_global_queue_latency_ns / 1000.0));
+  auto s = std::make_shared<chain_state>();
+  s->compute = compute;
+  constexpr int outside = 10;
+  auto ran = counter();
+  std::vector<raw_join_handle<unit>> probes;
+  mt2* rtp = &rt;
+  auto on_link = [rtp, s, ran, compute, &probes](std::size_t n) {
+    if (n != 100)
+      return;
+    std::thread([&] {
+      for (int i = 0; i < outside; ++i)
+        probes.push_back(rtp->spawn(poll_fn<unit>([s, ran, compute](poll_context&) -> std::optional<unit> {
+          {
+            std::lock_guard lock(s->mutex);
+            s->order.push_back('G');
+          }
+          spin_for(compute);
+          ran->fetch_add(1, std::memory_order_acq_rel);
+          return unit{};
+        })));
+    }).join();
+  };
+  rt.spawn(chain_link<mt2>{&rt, s, on_link});
+  BOOST_REQUIRE(eventually([&] { return ran->load() == outside; }, 4 * wait_bound));
+  release->store(true, std::memory_order_release);
+  BOOST_TEST(join_value(blocker).value_or(false));
+  stop_chain(rt, *s);
+  for (auto& p : probes)
+    BOOST_TEST(wait_for_join(p).has_value());
+  std::string order;
+  {
+    std::lock_guard lock(s->mutex);
+    order.assign(s->order.begin(), s->order.end());
+  }
+  const auto first = order.find('G');
+  const auto last = order.rfind('G');
+  BOOST_REQUIRE(first != std::string::npos);
+  BOOST_TEST(first >= 100u);
+  BOOST_TEST(first <= 102u, "the first outside task waited " << first - 100 << " links");
+  const std::string window = order.substr(first, last - first + 1);
+  BOOST_TEST(window.find("GG") == std::string::npos, "outside tasks in a row: " << window);
+  BOOST_TEST(window.find("LL") == std::string::npos, "links in a row while outside work waited: " << window);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
