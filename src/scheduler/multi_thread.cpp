@@ -28,6 +28,8 @@ struct fast_rand {
 };
 
 
+inline constexpr std::uint32_t no_poll_limit = 1u << 30;
+
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
   std::size_t index = 0;
@@ -38,24 +40,26 @@ struct core {
   parker* park = nullptr; // null while this core is parked in the driver
   fast_rand rand{1, 1};
 
-  // Fairness. Every task poll counts, LIFO-slot polls included: a spawn chain that runs
-  // through the LIFO slot reaches the driver and the global queue as soon as one that runs
-  // through the queue does. Tokio counts loop iterations instead (up to 1 + 3 LIFO polls).
-  //
-  // Polls left until maintenance polls the driver (0: due). Reset to driver_interval by
-  // every driver poll, a park included.
-  std::uint32_t polls_to_driver = 61;
-  // Polls between driver polls under load: options.event_interval, or fewer when polls
-  // are long, so that the driver waits about target_driver_latency_ns of task time.
-  std::uint32_t driver_interval = 61;
-  // Polls left until the global queue goes before the local one (0: due; several workers
-  // only: one worker keeps posting order, see worker_loop::push_local).
-  std::uint32_t polls_to_global = 61;
-  std::uint32_t global_queue_interval = 61;
-  bool tune_global_queue = true;
-  bool took_global = false; // the last poll's task came from the global queue, taken first
+  // Fairness: the driver, and the global queue before the local one, get their turn when
+  // either of two counts runs out (0: due).
+  // - Ticks, passes of the worker loop (a pass polls a task, then up to 3 from the LIFO
+  //   slot): Tokio's rule, event_interval and global_queue_interval. It bounds what the
+  //   turns cost when polls are short.
+  // - Polls, every task poll, LIFO-slot polls included: as many as make about
+  //   poll_timing's target latency of task time at the mean poll time (none until the
+  //   first measurement). It bounds the wait when polls are long: a spawn chain of tasks
+  //   that compute 20 µs each would otherwise hold both for 61 x 4 polls.
+  std::uint32_t ticks_to_driver = 61;
+  std::uint32_t polls_to_driver = no_poll_limit;
+  std::uint32_t driver_polls = no_poll_limit;
+  std::uint32_t ticks_to_global = 61;
+  std::uint32_t global_queue_interval = 61; // ticks
+  bool tune_global_queue = true;            // false: configured, ticks only
+  std::uint32_t polls_to_global = no_poll_limit;
+  std::uint32_t global_polls = no_poll_limit;
+  bool took_global = false; // the last task taken came from the global queue, taken first
 
-  // Busy time and the mean poll time that tunes both intervals.
+  // Busy time and the mean poll time that tunes the intervals.
   poll_timing timing;
 };
 
@@ -152,34 +156,42 @@ struct worker_loop {
     if (!c->tune_global_queue)
       return;
     const double raw = poll_timing::target_global_queue_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
-    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 1.0, 127.0));
+    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
     // Ignore jitter: change only on a difference above 2.
     if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
       c->global_queue_interval = next;
   }
 
-  // Short polls keep options.event_interval (Tokio's fixed 61); long ones poll the driver
-  // every target_driver_latency_ns of task time, down to every poll.
-  void tune_driver_interval(core* c) noexcept {
-    const double raw = poll_timing::target_driver_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
-    c->driver_interval =
-        static_cast<std::uint32_t>(std::clamp(raw, 1.0, static_cast<double>(h.options_.event_interval)));
+  // The poll counts that make about the target latency of task time (at least 1).
+  void tune_poll_intervals(core* c) noexcept {
+    const double mean = std::max(c->timing.mean_poll_time_ns, 1.0);
+    const auto polls = [mean](double target) {
+      return static_cast<std::uint32_t>(std::clamp(target / mean, 1.0, static_cast<double>(no_poll_limit)));
+    };
+    c->driver_polls = polls(poll_timing::fair_driver_latency_ns);
+    if (c->tune_global_queue)
+      c->global_polls = polls(poll_timing::fair_global_queue_latency_ns);
   }
 
-  // Counts one task poll toward the driver and global-queue intervals. Per poll.
+  // Counts one task poll. Per poll.
   void count_poll(core* c) noexcept {
     ++stats().poll_count;
     c->timing.note_poll();
     ++cx.polls;
-    if (c->polls_to_driver != 0)
-      --c->polls_to_driver;
-    if (c->polls_to_global != 0)
-      --c->polls_to_global;
+    c->polls_to_driver -= c->polls_to_driver != 0;
+    c->polls_to_global -= c->polls_to_global != 0;
   }
 
-  // Whether the driver or the global queue is due before the next poll.
-  bool check_due(const core* c) const noexcept {
-    return c->polls_to_driver == 0 || (c->polls_to_global == 0 && !one_worker());
+  // Counts one pass of the worker loop. Per tick.
+  static void count_tick(core* c) noexcept {
+    c->ticks_to_driver -= c->ticks_to_driver != 0;
+    c->ticks_to_global -= c->ticks_to_global != 0;
+  }
+
+  static bool driver_due(const core* c) noexcept { return c->ticks_to_driver == 0 || c->polls_to_driver == 0; }
+  // (One worker: its local queue is older than the inject queue, see push_local.)
+  bool global_due(const core* c) const noexcept {
+    return !one_worker() && (c->ticks_to_global == 0 || c->polls_to_global == 0);
   }
 
   header* next_local_task(core* c) noexcept {
@@ -189,13 +201,14 @@ struct worker_loop {
   }
 
   header* next_task(core* c) {
-    // (One worker: its local queue is older than the inject queue, see push_local.)
-    if (c->polls_to_global == 0 && !one_worker()) {
+    if (global_due(c)) {
       // Fairness: now and then look at the global queue first.
       tune_global_queue_interval(c);
-      c->polls_to_global = c->global_queue_interval;
-      // A tuned interval of 1 alternates while both queues have work: a stream of outside
-      // work must not starve the local queue. (A configured 1 is taken as said.)
+      c->ticks_to_global = c->global_queue_interval;
+      c->polls_to_global = c->global_polls;
+      // Never two global tasks in a row while local work waits (with a tuned poll count
+      // of 1, a stream of outside work would starve the local queue). A configured
+      // interval is taken as said.
       const bool local_turn = c->tune_global_queue && c->took_global && has_tasks(c);
       c->took_global = false;
       if (!local_turn) {
@@ -295,7 +308,7 @@ struct worker_loop {
         cx.core_slot = nullptr;
         return c;
       }
-      if (check_due(c)) {
+      if (driver_due(c) || global_due(c)) {
         // The loop polls the driver or takes from the global queue first; the LIFO task
         // keeps its slot (it is still the newest) and runs next.
         c->lifo_slot = next;
@@ -349,7 +362,7 @@ struct worker_loop {
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
-    c->polls_to_driver = c->driver_interval; // (or another worker held it, polling it)
+    c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
       h.notify_parked_local();
     return c;
@@ -362,9 +375,10 @@ struct worker_loop {
   }
 
   core* maintenance(core* c) {
-    if (c->polls_to_driver == 0) {
+    if (driver_due(c)) {
       end_processing(c);
-      tune_driver_interval(c);
+      tune_poll_intervals(c);
+      c->ticks_to_driver = h.options_.event_interval;
       c = park_timeout(c, true);
       core_maintenance(c);
       start_processing(c);
@@ -449,6 +463,7 @@ struct worker_loop {
     while (!c->is_shutdown) {
       if (must_leave())
         return leave(c);
+      count_tick(c);
       c = maintenance(c);
       if (header* t = next_task(c)) {
         c = run_task(c, t);
@@ -532,12 +547,12 @@ handle::handle(scheduler_options options, driver* drv)
     c->index = i;
     c->park = remotes_[i].unparker.get();
     c->lifo_enabled = !options_.disable_lifo_slot;
-    c->driver_interval = c->polls_to_driver = options_.event_interval;
+    c->ticks_to_driver = options_.event_interval;
     if (options_.global_queue_interval) {
       c->global_queue_interval = *options_.global_queue_interval;
       c->tune_global_queue = false;
     }
-    c->polls_to_global = c->global_queue_interval;
+    c->ticks_to_global = c->global_queue_interval;
     const std::uint64_t seed = seed_counter();
     c->rand = fast_rand{static_cast<std::uint32_t>(seed >> 32) | 1u, static_cast<std::uint32_t>(seed) | 1u};
     remotes_[i].core_slot.store(c.release(), std::memory_order_relaxed);

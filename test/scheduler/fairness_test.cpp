@@ -1,7 +1,8 @@
 // Fairness under busy workers, counted in polls rather than time: a spawn chain (each task
-// spawns its successor and ends, so every link runs from the LIFO slot) must let the I/O
-// driver and the global queue in within a bounded number of polls, as a chain that goes
-// through the run queue does.
+// spawns its successor and ends, so every link runs from the LIFO slot, where Tokio's
+// ticks do not count) must let the I/O driver and the global queue in within a bounded
+// number of polls. The bounds that depend on the poll time rest on lower bounds only
+// (each link spins at least so long): a slow machine or a sanitizer only tightens them.
 #include "support.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -99,9 +100,9 @@ void stop_chain(Rt& rt, chain_state& s) {
 
 BOOST_FIXTURE_TEST_SUITE(fairness, bounded)
 
-// Tokio counts a LIFO poll as no tick, so its chain reaches the driver every
-// 61 x (1 + 3) polls. Here every poll counts: at most event_interval polls between two.
-BOOST_AUTO_TEST_CASE(a_spawn_chain_reaches_the_driver_within_event_interval_polls) {
+// Short polls keep Tokio's rule: the driver every event_interval ticks, a tick being a
+// task and up to 3 LIFO-slot tasks after it.
+BOOST_AUTO_TEST_CASE(a_chain_of_short_polls_reaches_the_driver_within_event_interval_ticks) {
   counting_driver drv;
   scheduler_options o;
   o.event_interval = 7;
@@ -112,23 +113,41 @@ BOOST_AUTO_TEST_CASE(a_spawn_chain_reaches_the_driver_within_event_interval_poll
   BOOST_REQUIRE(eventually([&] { return s->links.load() > 500; }));
   stop_chain(rt, *s);
   const std::size_t gap = longest_gap(*s, 1);
-  BOOST_TEST(gap <= 7u, "a chain ran " << gap << " polls between two driver polls");
+  BOOST_TEST(gap <= 4u * 7u, "a chain ran " << gap << " polls between two driver polls");
   BOOST_TEST(gap >= 1u);
   BOOST_TEST(!drv.overlapped());
 }
 
-// The same chain on two workers, the other one blocked: a task pushed into the global
-// queue from another thread during link n runs before link n + global_queue_interval + 1
-// (Tokio: up to 4 x the interval, the LIFO polls not counting).
-BOOST_AUTO_TEST_CASE(a_spawn_chain_takes_from_the_global_queue_within_its_interval) {
-  scheduler_options o;
-  o.global_queue_interval = 5;
-  mt2 rt(o);
+// Links of at least 0.4 x the driver target: the driver comes at most every 2 polls once
+// the interval is tuned (at the first maintenance, within 61 ticks = 244 polls). Tokio's
+// ticks alone: every 244.
+BOOST_AUTO_TEST_CASE(a_chain_of_long_polls_reaches_the_driver_every_few_polls) {
+  counting_driver drv;
+  mt1 rt({}, &drv);
+  auto s = std::make_shared<chain_state>();
+  s->drv = &drv;
+  s->compute = std::chrono::microseconds(
+      static_cast<long>(0.4 * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0) + 1);
+  rt.spawn(chain_link<mt1>{&rt, s, {}});
+  BOOST_REQUIRE(eventually([&] { return s->links.load() > 400; }, 4 * wait_bound));
+  stop_chain(rt, *s);
+  const std::size_t gap = longest_gap(*s, 260);
+  BOOST_TEST(gap <= 2u, "a chain of long polls ran " << gap << " polls between two driver polls");
+  BOOST_TEST(!drv.overlapped());
+}
+
+// A chain of links of at least 0.4 x the global-queue target on two workers, the other one
+// blocked: a task pushed into the global queue from another thread during link n runs
+// before link n + 2 (Tokio's ticks: 200 us / 80 us per tick = 2 ticks, up to 8 polls).
+BOOST_AUTO_TEST_CASE(a_chain_of_long_polls_takes_from_the_global_queue_every_few_polls) {
+  mt2 rt;
   auto release = std::make_shared<std::atomic<bool>>(false);
   auto blocker = block_one_worker(rt, release);
 
-  constexpr std::size_t push_at = 200;
+  constexpr std::size_t push_at = 400; // tuned at the first maintenance, within 244 polls
   auto s = std::make_shared<chain_state>();
+  s->compute = std::chrono::microseconds(
+      static_cast<long>(0.4 * swarm::detail::poll_timing::fair_global_queue_latency_ns / 1000.0) + 1);
   auto probe_saw = std::make_shared<std::atomic<std::size_t>>(0);
   raw_join_handle<unit> probe;
   mt2* rtp = &rt;
@@ -145,44 +164,42 @@ BOOST_AUTO_TEST_CASE(a_spawn_chain_takes_from_the_global_queue_within_its_interv
     }).join();
   };
   rt.spawn(chain_link<mt2>{&rt, s, on_link});
-  BOOST_REQUIRE(eventually([&] { return probe_saw->load(std::memory_order_acquire) != 0; }));
+  BOOST_REQUIRE(eventually([&] { return probe_saw->load(std::memory_order_acquire) != 0; }, 4 * wait_bound));
   const std::size_t saw = probe_saw->load(std::memory_order_acquire);
   BOOST_TEST(saw >= push_at);
-  BOOST_TEST(saw <= push_at + 5, "the probe ran after link " << saw << ", pushed during link " << push_at);
+  BOOST_TEST(saw <= push_at + 2, "the probe ran after link " << saw << ", pushed during link " << push_at);
   release->store(true, std::memory_order_release);
   BOOST_TEST(join_value(blocker).value_or(false));
   BOOST_TEST(wait_for_join(probe).has_value());
   stop_chain(rt, *s);
 }
 
-// Self-tuning: once the mean poll time exceeds the driver target, a busy worker polls the
-// driver between every two polls (with event_interval 61 it would wait 61). Links spin at
-// least 1.5 x the target; only that lower bound matters, so a slow machine only helps.
-BOOST_AUTO_TEST_CASE(long_polls_bring_the_driver_interval_down_to_every_poll) {
+// Links longer than the driver target: the driver between every two polls.
+BOOST_AUTO_TEST_CASE(polls_longer_than_the_target_bring_the_driver_interval_down_to_every_poll) {
   counting_driver drv;
   mt1 rt({}, &drv);
   auto s = std::make_shared<chain_state>();
   s->drv = &drv;
   s->compute = std::chrono::microseconds(
-      static_cast<long>(1.5 * swarm::detail::poll_timing::target_driver_latency_ns / 1000.0));
+      static_cast<long>(1.5 * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0));
   rt.spawn(chain_link<mt1>{&rt, s, {}});
-  // The interval is tuned at the first maintenance, at most 61 polls in; look after 80.
-  BOOST_REQUIRE(eventually([&] { return s->links.load() > 120; }, 4 * wait_bound));
+  BOOST_REQUIRE(eventually([&] { return s->links.load() > 320; }, 8 * wait_bound));
   stop_chain(rt, *s);
-  const std::size_t gap = longest_gap(*s, 80);
+  const std::size_t gap = longest_gap(*s, 260);
   BOOST_TEST(gap <= 1u, "a chain of long polls ran " << gap << " polls between two driver polls");
 }
 
-// Long polls tune the global-queue interval down to 1; then the worker alternates, so that
-// neither outside work nor the chain waits for the other to run dry. Ten tasks pushed from
-// outside during link 100 each run between two links, never two in a row.
+// Polls longer than the global-queue target tune its poll count down to 1; then the
+// worker alternates, so that neither outside work nor the chain waits for the other to run
+// dry. Ten tasks pushed from outside during link 300 each run between two links, never two
+// in a row.
 BOOST_AUTO_TEST_CASE(with_long_polls_global_and_local_tasks_alternate) {
   mt2 rt;
   auto release = std::make_shared<std::atomic<bool>>(false);
   auto blocker = block_one_worker(rt, release);
   // 1.5 x the global-queue target: the tuned interval is 1 once the mean has caught up.
   const auto compute = std::chrono::microseconds(
-      static_cast<long>(1.5 * swarm::detail::poll_timing::target_global_queue_latency_ns / 1000.0));
+      static_cast<long>(1.5 * swarm::detail::poll_timing::fair_global_queue_latency_ns / 1000.0));
   auto s = std::make_shared<chain_state>();
   s->compute = compute;
   constexpr int outside = 10;
@@ -190,7 +207,7 @@ BOOST_AUTO_TEST_CASE(with_long_polls_global_and_local_tasks_alternate) {
   std::vector<raw_join_handle<unit>> probes;
   mt2* rtp = &rt;
   auto on_link = [rtp, s, ran, compute, &probes](std::size_t n) {
-    if (n != 100)
+    if (n != 300)
       return;
     std::thread([&] {
       for (int i = 0; i < outside; ++i)
@@ -206,7 +223,7 @@ BOOST_AUTO_TEST_CASE(with_long_polls_global_and_local_tasks_alternate) {
     }).join();
   };
   rt.spawn(chain_link<mt2>{&rt, s, on_link});
-  BOOST_REQUIRE(eventually([&] { return ran->load() == outside; }, 4 * wait_bound));
+  BOOST_REQUIRE(eventually([&] { return ran->load() == outside; }, 8 * wait_bound));
   release->store(true, std::memory_order_release);
   BOOST_TEST(join_value(blocker).value_or(false));
   stop_chain(rt, *s);
@@ -220,8 +237,8 @@ BOOST_AUTO_TEST_CASE(with_long_polls_global_and_local_tasks_alternate) {
   const auto first = order.find('G');
   const auto last = order.rfind('G');
   BOOST_REQUIRE(first != std::string::npos);
-  BOOST_TEST(first >= 100u);
-  BOOST_TEST(first <= 102u, "the first outside task waited " << first - 100 << " links");
+  BOOST_TEST(first >= 300u);
+  BOOST_TEST(first <= 302u, "the first outside task waited " << first - 300 << " links");
   const std::string window = order.substr(first, last - first + 1);
   BOOST_TEST(window.find("GG") == std::string::npos, "outside tasks in a row: " << window);
   BOOST_TEST(window.find("LL") == std::string::npos, "links in a row while outside work waited: " << window);

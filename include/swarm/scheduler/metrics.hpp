@@ -65,20 +65,20 @@ struct alignas(cache_line) worker_metrics {
 
 // Busy time and the mean poll time of one worker, kept by the thread that drives it: each
 // batch of polls runs between begin() and end(). The mean is an EWMA (weight 0.1 per poll)
-// that starts at target_driver_latency_ns / 61, so that the first driver interval is 61.
+// that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
 struct poll_timing {
-  // Task time between two looks at the global queue first (the interval is target / mean
-  // poll time, 1 to 127). Tokio aims at 200 µs; io_context runs a post after the handler
-  // in progress, and a look at an empty global queue is one load, so 50 µs: polls of
-  // 20 µs look every 2, polls under 400 ns every 127 as in Tokio.
-  static constexpr double target_global_queue_latency_ns = 50'000.0;
-  // Task time between two driver polls of a busy worker whose polls are long (the driver
-  // interval is target / mean poll time, at most event_interval): timers and I/O wait
-  // about this long behind tasks that never leave the worker's queues.
-  static constexpr double target_driver_latency_ns = 100'000.0;
+  // Tokio's: the global-queue interval in ticks is this over the mean poll time (2-127).
+  static constexpr double target_global_queue_latency_ns = 200'000.0;
+  // Task time a busy worker runs at most, about, before the global queue, then the
+  // driver, get a turn: the poll counts of the multi-thread worker's fairness rule are
+  // these over the mean poll time (at least 1). io_context runs a post or a completion
+  // after the handler in progress; a look at an empty global queue is one load, a driver
+  // poll a non-blocking epoll_wait.
+  static constexpr double fair_global_queue_latency_ns = 50'000.0;
+  static constexpr double fair_driver_latency_ns = 100'000.0;
   static constexpr double ewma_weight = 0.1;
 
-  double mean_poll_time_ns = target_driver_latency_ns / 61.0;
+  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
   std::chrono::steady_clock::time_point batch_start{};
   std::uint64_t polls_in_batch = 0;
 
