@@ -28,20 +28,38 @@ struct fast_rand {
 };
 
 
+inline constexpr std::uint32_t no_poll_limit = 1u << 30;
+
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
   std::size_t index = 0;
-  std::uint32_t tick = 0;
   header* lifo_slot = nullptr; // one notified reference, not stealable
   bool lifo_enabled = true;
   bool is_searching = false;
   bool is_shutdown = false;
   parker* park = nullptr; // null while this core is parked in the driver
-  std::uint32_t global_queue_interval = 61;
-  bool tune_global_queue = true;
   fast_rand rand{1, 1};
 
-  // Busy time and the mean poll time that tunes global_queue_interval.
+  // Fairness: the driver, and the global queue before the local one, get their turn when
+  // either of two counts runs out (0: due).
+  // - Ticks, passes of the worker loop (a pass polls a task, then up to 3 from the LIFO
+  //   slot): Tokio's rule, event_interval and global_queue_interval. It bounds what the
+  //   turns cost when polls are short.
+  // - Polls, every task poll, LIFO-slot polls included: as many as make about
+  //   poll_timing's target latency of task time at the mean poll time (none until the
+  //   first measurement). It bounds the wait when polls are long: a spawn chain of tasks
+  //   that compute 20 µs each would otherwise hold both for 61 x 4 polls.
+  std::uint32_t ticks_to_driver = 61;
+  std::uint32_t polls_to_driver = no_poll_limit;
+  std::uint32_t driver_polls = no_poll_limit;
+  std::uint32_t ticks_to_global = 61;
+  std::uint32_t global_queue_interval = 61; // ticks
+  bool tune_global_queue = true;            // false: configured, ticks only
+  std::uint32_t polls_to_global = no_poll_limit;
+  std::uint32_t global_polls = no_poll_limit;
+  bool took_global = false; // the last task taken came from the global queue, taken first
+
+  // Busy time and the mean poll time that tunes the intervals.
   poll_timing timing;
 };
 
@@ -144,6 +162,38 @@ struct worker_loop {
       c->global_queue_interval = next;
   }
 
+  // The poll counts that make about the target latency of task time (at least 1).
+  void tune_poll_intervals(core* c) noexcept {
+    const double mean = std::max(c->timing.mean_poll_time_ns, 1.0);
+    const auto polls = [mean](double target) {
+      return static_cast<std::uint32_t>(std::clamp(target / mean, 1.0, static_cast<double>(no_poll_limit)));
+    };
+    c->driver_polls = polls(poll_timing::fair_driver_latency_ns);
+    if (c->tune_global_queue)
+      c->global_polls = polls(poll_timing::fair_global_queue_latency_ns);
+  }
+
+  // Counts one task poll. Per poll.
+  void count_poll(core* c) noexcept {
+    ++stats().poll_count;
+    c->timing.note_poll();
+    ++cx.polls;
+    c->polls_to_driver -= c->polls_to_driver != 0;
+    c->polls_to_global -= c->polls_to_global != 0;
+  }
+
+  // Counts one pass of the worker loop. Per tick.
+  static void count_tick(core* c) noexcept {
+    c->ticks_to_driver -= c->ticks_to_driver != 0;
+    c->ticks_to_global -= c->ticks_to_global != 0;
+  }
+
+  static bool driver_due(const core* c) noexcept { return c->ticks_to_driver == 0 || c->polls_to_driver == 0; }
+  // (One worker: its local queue is older than the inject queue, see push_local.)
+  bool global_due(const core* c) const noexcept {
+    return !one_worker() && (c->ticks_to_global == 0 || c->polls_to_global == 0);
+  }
+
   header* next_local_task(core* c) noexcept {
     if (header* t = std::exchange(c->lifo_slot, nullptr))
       return t;
@@ -151,14 +201,25 @@ struct worker_loop {
   }
 
   header* next_task(core* c) {
-    // (One worker: its local queue is older than the inject queue, see push_local.)
-    if (c->tick % c->global_queue_interval == 0 && !one_worker()) {
+    if (global_due(c)) {
       // Fairness: now and then look at the global queue first.
       tune_global_queue_interval(c);
-      if (header* t = h.next_remote_task())
-        return t;
+      c->ticks_to_global = c->global_queue_interval;
+      c->polls_to_global = c->global_polls;
+      // Never two global tasks in a row while local work waits (with a tuned poll count
+      // of 1, a stream of outside work would starve the local queue). A configured
+      // interval is taken as said.
+      const bool local_turn = c->tune_global_queue && c->took_global && has_tasks(c);
+      c->took_global = false;
+      if (!local_turn) {
+        if (header* t = h.next_remote_task()) {
+          c->took_global = true;
+          return t;
+        }
+      }
       return next_local_task(c);
     }
+    c->took_global = false;
     if (header* t = next_local_task(c))
       return t;
     if (h.inject_.is_empty())
@@ -219,14 +280,14 @@ struct worker_loop {
 
   void run_hooked(local_notified<handle_ref> t) { run_with_poll_hooks(std::move(t), h.options_); }
 
-  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row and within one
-  // coop budget. Returns the core, or null when block_in_place handed it away. Per poll.
+  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row, within one coop
+  // budget and until the driver or the global queue is due (the LIFO task then stays in
+  // its slot and runs right after). Returns the core, or null when block_in_place handed
+  // it away. Per poll.
   core* run_task(core* c, header* t) {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
-    ++stats().poll_count;
-    c->timing.note_poll();
-    ++cx.polls;
+    count_poll(c);
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
     run_hooked(std::move(task));
@@ -247,10 +308,17 @@ struct worker_loop {
         cx.core_slot = nullptr;
         return c;
       }
+      if (driver_due(c) || global_due(c)) {
+        // The loop polls the driver or takes from the global queue first; the LIFO task
+        // keeps its slot (it is still the newest) and runs next.
+        c->lifo_slot = next;
+        cx.core_slot = nullptr;
+        return c;
+      }
       // Two tasks that keep waking each other must not starve the queue.
       if (++lifo_polls >= 3)
         c->lifo_enabled = false;
-      ++cx.polls;
+      count_poll(c);
       run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
     }
   }
@@ -294,6 +362,7 @@ struct worker_loop {
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
+    c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
       h.notify_parked_local();
     return c;
@@ -306,8 +375,10 @@ struct worker_loop {
   }
 
   core* maintenance(core* c) {
-    if (c->tick % h.options_.event_interval == 0) {
+    if (driver_due(c)) {
       end_processing(c);
+      tune_poll_intervals(c);
+      c->ticks_to_driver = h.options_.event_interval;
       c = park_timeout(c, true);
       core_maintenance(c);
       start_processing(c);
@@ -392,7 +463,7 @@ struct worker_loop {
     while (!c->is_shutdown) {
       if (must_leave())
         return leave(c);
-      ++c->tick;
+      count_tick(c);
       c = maintenance(c);
       if (header* t = next_task(c)) {
         c = run_task(c, t);
@@ -476,10 +547,12 @@ handle::handle(scheduler_options options, driver* drv)
     c->index = i;
     c->park = remotes_[i].unparker.get();
     c->lifo_enabled = !options_.disable_lifo_slot;
+    c->ticks_to_driver = options_.event_interval;
     if (options_.global_queue_interval) {
       c->global_queue_interval = *options_.global_queue_interval;
       c->tune_global_queue = false;
     }
+    c->ticks_to_global = c->global_queue_interval;
     const std::uint64_t seed = seed_counter();
     c->rand = fast_rand{static_cast<std::uint32_t>(seed >> 32) | 1u, static_cast<std::uint32_t>(seed) | 1u};
     remotes_[i].core_slot.store(c.release(), std::memory_order_relaxed);

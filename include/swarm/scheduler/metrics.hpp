@@ -67,7 +67,15 @@ struct alignas(cache_line) worker_metrics {
 // batch of polls runs between begin() and end(). The mean is an EWMA (weight 0.1 per poll)
 // that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
 struct poll_timing {
+  // Tokio's: the global-queue interval in ticks is this over the mean poll time (2-127).
   static constexpr double target_global_queue_latency_ns = 200'000.0;
+  // Task time a busy worker runs at most, about, before the global queue, then the
+  // driver, get a turn: the poll counts of the multi-thread worker's fairness rule are
+  // these over the mean poll time (at least 1). io_context runs a post or a completion
+  // after the handler in progress; a look at an empty global queue is one load, a driver
+  // poll a non-blocking epoll_wait.
+  static constexpr double fair_global_queue_latency_ns = 50'000.0;
+  static constexpr double fair_driver_latency_ns = 100'000.0;
   static constexpr double ewma_weight = 0.1;
 
   double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;

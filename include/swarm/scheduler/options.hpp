@@ -38,10 +38,13 @@ struct scheduler_options {
   task_hook on_before_task_poll; // on the worker, around each poll
   task_hook on_after_task_poll;
 
-  // Ticks between maintenance passes, which poll the I/O driver without sleeping.
+  // Ticks between maintenance passes, which poll the I/O driver without sleeping. (The
+  // multi-thread worker also makes one after about 100 µs of task time when polls are
+  // long, counting every poll; see doc/design.md, fairness.)
   std::uint32_t event_interval = 61;
   // Ticks between checks of the global queue before the local one; empty means
-  // self-tuning from the mean poll time (starting at 61). Must be > 0 when set.
+  // self-tuning from the mean poll time (starting at 61; the multi-thread worker then also
+  // checks after about 50 µs of task time when polls are long). Must be > 0 when set.
   std::optional<std::uint32_t> global_queue_interval;
   // Every local schedule goes to the back of the queue, where other workers can steal it.
   bool disable_lifo_slot = false;
