@@ -143,7 +143,7 @@ struct swarm_sys {
   void spawn_co(F&& f) {
     swarm::spawn(ex(), std::forward<F>(f));
   }
-  static asio::awaitable<void> yield() { return swarm::yield_now(); }
+  static auto yield() { return swarm::yield_now(); }
 
   // A chain link: a task that computes, spawns its successor and ends.
   static void link(swarm::runtime::executor_type ex, load_state* s, std::size_t lane) {
