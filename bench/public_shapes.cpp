@@ -10,6 +10,12 @@
 //                 [--runtimes swarm_coro,swarm,io_context]
 //   public_shapes --scale swarm_coro|swarm|io_context [--workers N] [--tasks T]
 //
+// Shapes named ct_* run on one thread with no worker threads: swarm's current-thread flavour
+// driven by block_on, an io_context(1) run by the bench thread, Tokio's current-thread runtime
+// (Builder::new_current_thread) with block_on. ct_spawn_await, ct_yield_now: per operation,
+// as op_*; ct_spawn_join: one task spawns 10 000 tasks, then joins each; ct_yield_many: one
+// task spawns 100 tasks of 1 000 yields each, then joins them.
+//
 // Prints CSV lines `runtime,shape,workers,value,unit`; unit is ns (one iteration of a shape,
 // or one operation of an op_* shape), allocs (operator new calls per operation, op_* shapes),
 // or bytes_per_task / ns for the scale shape.
@@ -99,6 +105,7 @@ constexpr int num_spawn = 10'000;       // spawn_many_*
 constexpr int num_pings = 1'000;        // ping_pong
 constexpr int num_yield_tasks = 200;    // yield_many
 constexpr int num_yields = 1'000;       // yield_many, per task
+constexpr int num_ct_yield_tasks = 100; // ct_yield_many
 constexpr int chain_depth = 1'000;      // chained_spawn
 constexpr long skynet_size = 1'000'000; // leaves: 10 children per node, depth 6
 constexpr int op_batch = 20'000;        // per-operation shapes: operations per timed sample
@@ -159,11 +166,16 @@ struct swarm_sys {
   using co = asio::awaitable<T>;
   static constexpr auto token = asio::use_awaitable;
   std::unique_ptr<swarm::runtime> rt;
-  explicit swarm_sys(int n) {
+  bool driven = false;
+  // driven: the current-thread flavour, run by the bench thread inside root(); else N workers.
+  explicit swarm_sys(int n, bool on_this_thread = false) : driven(on_this_thread) {
     swarm::runtime_options o;
     o.worker_threads = static_cast<std::size_t>(n);
+    if (driven)
+      o.flavor = swarm::runtime_flavor::current_thread;
     rt = std::make_unique<swarm::runtime>(o);
-    rt->start();
+    if (!driven)
+      rt->start();
   }
   void shutdown() { rt.reset(); }
   auto ex() { return rt->get_executor(); }
@@ -177,6 +189,12 @@ struct swarm_sys {
   // Runs `f` (returning co<T>) as a task and gives its value to the bench thread.
   template <class T, class F>
   T root(F&& f, const char* what) {
+    if (driven) {
+      if constexpr (std::is_invocable_v<F&>)
+        return rt->block_on(f());
+      else
+        return rt->block_on(std::forward<F>(f));
+    }
     auto jh = swarm::spawn(ex(), std::forward<F>(f));
     std::future<T> fut = jh.async_wait(asio::use_future);
     return get_bounded(fut, what);
@@ -201,7 +219,12 @@ struct io_sys {
   std::unique_ptr<asio::io_context> ctx;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::vector<std::thread> threads;
-  explicit io_sys(int n) : ctx(std::make_unique<asio::io_context>(n)) {
+  bool driven = false;
+  // driven: no threads; root() runs the context on the bench thread until it is out of work.
+  explicit io_sys(int n, bool on_this_thread = false)
+      : ctx(std::make_unique<asio::io_context>(n)), driven(on_this_thread) {
+    if (driven)
+      return;
     guard = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(ctx->get_executor());
     for (int i = 0; i < n; ++i)
       threads.emplace_back([c = ctx.get()] { c->run(); });
@@ -232,6 +255,10 @@ struct io_sys {
   template <class T, class F>
   T root(F&& f, const char* what) {
     std::future<T> fut = asio::co_spawn(ex(), std::forward<F>(f), asio::use_future);
+    if (driven) {
+      ctx->restart();
+      ctx->run_for(shape_timeout); // bounded: a root that never ends fails in get_bounded
+    }
     return get_bounded(fut, what);
   }
 };
@@ -470,6 +497,9 @@ void skynet(const config& cfg) {
   });
 }
 
+// ct_* shapes run on one thread driven by the bench thread (see the top of the file).
+bool is_one_thread(const std::string& shape) { return shape.rfind("ct_", 0) == 0; }
+
 // --- per-operation costs on one worker -----------------------------------------------------
 // Each runs a batch of op_batch operations inside one task on a 1-worker runtime, timed by
 // the task; then one more batch with allocation counting on (swarm only), reported as
@@ -477,7 +507,7 @@ void skynet(const config& cfg) {
 
 template <class Sys, class Body>
 void per_op(const config& cfg, const char* shape, Body body) {
-  Sys sys(1);
+  Sys sys(1, is_one_thread(shape));
   auto ex = sys.ex();
   using ex_type = decltype(ex);
   auto batch = [&](int n) {
@@ -509,7 +539,7 @@ void per_op(const config& cfg, const char* shape, Body body) {
 template <class Sys>
 void op_shape(const config& cfg, const std::string& s) {
   using C = typename Sys::template co<void>;
-  if (s == "op_spawn_await") {
+  if (s == "op_spawn_await" || s == "ct_spawn_await") {
     per_op<Sys>(cfg, s.c_str(), [](auto ex, int n) -> C {
       for (int i = 0; i < n; ++i) {
         if constexpr (Sys::is_swarm) {
@@ -529,7 +559,7 @@ void op_shape(const config& cfg, const std::string& s) {
           co_await std::move(jh);
         }
       });
-  } else if (s == "op_yield_now") {
+  } else if (s == "op_yield_now" || s == "ct_yield_now") {
     per_op<Sys>(cfg, s.c_str(), [](auto, int n) -> C {
       for (int i = 0; i < n; ++i)
         co_await Sys::yield();
@@ -610,6 +640,62 @@ void op_shape(const config& cfg, const std::string& s) {
   }
 }
 
+// One task on one thread spawns `tasks` tasks running `child`, then joins them all. swarm
+// joins each handle; io_context has no join handle: its children count down and the last
+// cancels a timer the root waits on.
+template <class Sys, class Child>
+void one_thread_fork_join(const config& cfg, const char* shape, int tasks, Child child) {
+  Sys sys(1, true);
+  auto ex = sys.ex();
+  using C = typename Sys::template co<void>;
+  measure(cfg, Sys::name, shape, 1, [&] {
+    const auto t = clock_type::now();
+    sys.template root<int>(
+        [ex, tasks, &child]() -> typename Sys::template co<int> {
+          if constexpr (Sys::is_swarm) {
+            std::vector<swarm::join_handle<void>> hs;
+            hs.reserve(static_cast<std::size_t>(tasks));
+            for (int i = 0; i < tasks; ++i)
+              hs.push_back(swarm::spawn(ex, [&child]() -> C { co_await child(); }));
+            for (auto& h : hs)
+              co_await std::move(h);
+          } else {
+            int left = tasks;
+            asio::steady_timer all_done(ex, clock_type::time_point::max());
+            for (int i = 0; i < tasks; ++i)
+              asio::co_spawn(
+                  ex,
+                  [&child, &left, &all_done]() -> C {
+                    co_await child();
+                    if (--left == 0)
+                      all_done.cancel();
+                  },
+                  asio::detached);
+            // co_spawn dispatches: on this thread the children may all have run already.
+            if (left > 0)
+              co_await all_done.async_wait(asio::as_tuple(Sys::token));
+          }
+          co_return 0;
+        },
+        shape);
+    return ns_since(t);
+  });
+}
+
+template <class Sys>
+void one_thread_shape(const config& cfg, const std::string& s) {
+  using C = typename Sys::template co<void>;
+  if (s == "ct_spawn_join")
+    one_thread_fork_join<Sys>(cfg, "ct_spawn_join", num_spawn, []() -> C { co_return; });
+  else if (s == "ct_yield_many")
+    one_thread_fork_join<Sys>(cfg, "ct_yield_many", num_ct_yield_tasks, []() -> C {
+      for (int j = 0; j < num_yields; ++j)
+        co_await Sys::yield();
+    });
+  else
+    op_shape<Sys>(cfg, s); // ct_spawn_await, ct_yield_now: the op_* bodies on one thread
+}
+
 // --- a million pending tasks ---------------------------------------------------------------
 
 std::size_t resident_bytes() {
@@ -674,6 +760,8 @@ void run_shape(const config& cfg, const std::string& s) {
     skynet<Sys>(cfg);
   else if (s.rfind("op_", 0) == 0)
     op_shape<Sys>(cfg, s);
+  else if (is_one_thread(s))
+    one_thread_shape<Sys>(cfg, s);
   else {
     std::fprintf(stderr, "public_shapes: unknown shape %s\n", s.c_str());
     std::exit(2);
@@ -695,7 +783,8 @@ int main(int argc, char** argv) {
   config cfg;
   std::string shapes = "spawn_many_local,spawn_many_remote_idle,spawn_many_remote_busy,ping_pong,yield_many,"
                        "chained_spawn,skynet,op_spawn_await,op_spawn_await_callable,op_yield_now,op_post,"
-                       "op_join_callback,op_join_use_awaitable,op_abort_join,op_timer_zero";
+                       "op_join_callback,op_join_use_awaitable,op_abort_join,op_timer_zero,"
+                       "ct_spawn_await,ct_yield_now,ct_spawn_join,ct_yield_many";
   std::string runtimes = "swarm_coro,swarm,io_context";
   std::string scale_rt;
   int tasks = 1'000'000;

@@ -5,6 +5,10 @@
 //! Usage: swarm-tokio-public [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b,...]
 //!        swarm-tokio-public --scale [--workers N] [--tasks T]
 //!
+//! Shapes named ct_* run on Tokio's current-thread runtime (Builder::new_current_thread,
+//! enable_all), driven by block_on on the bench thread, as public_shapes runs them on swarm's
+//! current-thread flavour and on an io_context(1) run by the bench thread.
+//!
 //! Prints `tokio,<shape>,<workers>,<value>,<unit>` lines, as public_shapes does.
 
 use std::future::Future;
@@ -21,6 +25,7 @@ const NUM_SPAWN: usize = 10_000;
 const NUM_PINGS: usize = 1_000;
 const NUM_YIELD_TASKS: usize = 200;
 const NUM_YIELDS: usize = 1_000;
+const NUM_CT_YIELD_TASKS: usize = 100;
 const CHAIN_DEPTH: usize = 1_000;
 const SKYNET_SIZE: u64 = 1_000_000;
 const OP_BATCH: u32 = 20_000;
@@ -47,6 +52,10 @@ fn measure(cfg: &Config, shape: &str, workers: usize, mut iteration: impl FnMut(
 
 fn rt(workers: usize) -> Runtime {
     runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap()
+}
+
+fn current_thread_rt() -> Runtime {
+    runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn stall() {
@@ -225,6 +234,25 @@ fn skynet(cfg: &Config) {
     });
 }
 
+/// One task on the current-thread runtime spawns `tasks` tasks running `child`, then joins each.
+fn one_thread_fork_join<F, Fut>(cfg: &Config, shape: &str, tasks: usize, child: F)
+where
+    F: Fn() -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let rt = current_thread_rt();
+    measure(cfg, shape, 1, || {
+        let t = Instant::now();
+        rt.block_on(async move {
+            let hs: Vec<_> = (0..tasks).map(|_| tokio::spawn(child())).collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+        });
+        t.elapsed()
+    });
+}
+
 /// A batch of OP_BATCH operations inside one task on a 1-worker runtime, timed by the task.
 fn per_op<F, Fut>(cfg: &Config, shape: &str, body: F)
 where
@@ -239,7 +267,7 @@ where
     F: Fn(u32) -> Fut + Send + Sync + Copy + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let rt = rt(1);
+    let rt = if shape.starts_with("ct_") { current_thread_rt() } else { rt(1) };
     measure(cfg, shape, 1, || {
         let ns = rt.block_on(async move {
             tokio::spawn(async move {
@@ -256,12 +284,12 @@ where
 
 fn op_shape(cfg: &Config, s: &str) {
     match s {
-        "op_spawn_await" => per_op(cfg, s, |n| async move {
+        "op_spawn_await" | "ct_spawn_await" => per_op(cfg, s, |n| async move {
             for _ in 0..n {
                 tokio::spawn(async {}).await.unwrap();
             }
         }),
-        "op_yield_now" => per_op(cfg, s, |n| async move {
+        "op_yield_now" | "ct_yield_now" => per_op(cfg, s, |n| async move {
             for _ in 0..n {
                 tokio::task::yield_now().await;
             }
@@ -353,7 +381,8 @@ fn main() {
         warmup: Duration::from_millis(200),
     };
     let mut shapes: Vec<String> = "spawn_many_local,spawn_many_remote_idle,spawn_many_remote_busy,ping_pong,\
-yield_many,chained_spawn,skynet,op_spawn_await,op_yield_now,op_post,op_join_use_awaitable,op_abort_join,op_timer_zero"
+yield_many,chained_spawn,skynet,op_spawn_await,op_yield_now,op_post,op_join_use_awaitable,op_abort_join,op_timer_zero,\
+ct_spawn_await,ct_yield_now,ct_spawn_join,ct_yield_many"
         .split(',')
         .map(|s| s.to_string())
         .collect();
@@ -391,7 +420,13 @@ yield_many,chained_spawn,skynet,op_spawn_await,op_yield_now,op_post,op_join_use_
             "yield_many" => yield_many(&cfg),
             "chained_spawn" => chained_spawn(&cfg),
             "skynet" => skynet(&cfg),
-            s if s.starts_with("op_") => op_shape(&cfg, s),
+            "ct_spawn_join" => one_thread_fork_join(&cfg, s, NUM_SPAWN, || async {}),
+            "ct_yield_many" => one_thread_fork_join(&cfg, s, NUM_CT_YIELD_TASKS, || async {
+                for _ in 0..NUM_YIELDS {
+                    tokio::task::yield_now().await;
+                }
+            }),
+            s if s.starts_with("op_") || s.starts_with("ct_") => op_shape(&cfg, s),
             _ => {
                 eprintln!("unknown shape: {}", s);
                 usage();
