@@ -4,12 +4,12 @@
 #include <vector>
 
 namespace swarm::detail {
-blocking_pool::blocking_pool(const scheduler_options& options, std::size_t extra_threads)
+blocking_pool::blocking_pool(const scheduler_options& options)
     : shared_(std::make_shared<shared_state>()) {
   if (options.max_blocking_threads == 0)
     throw std::invalid_argument("swarm: max_blocking_threads must be greater than 0");
   shared_->on_terminate = options.on_task_terminate;
-  shared_->cap = options.max_blocking_threads + extra_threads;
+  shared_->cap = options.max_blocking_threads;
   shared_->keep_alive = options.thread_keep_alive;
   shared_->thread_name = options.thread_name;
   shared_->stack_size = options.thread_stack_size;
@@ -144,6 +144,11 @@ void blocking_pool::submit(unowned_task<blocking_schedule> t, bool mandatory) {
     ++shared_->num_notify;
     shared_->condvar.notify_one();
   }
+}
+
+void blocking_pool::reserve_threads(std::size_t n) {
+  std::lock_guard lock(shared_->mutex);
+  shared_->cap += n;
 }
 
 void blocking_pool::spawn_mandatory(std::function<void()> fn) {

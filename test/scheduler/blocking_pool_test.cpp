@@ -127,7 +127,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(blocking_jobs_can_spawn_tasks_and_blocking_jobs, R
 BOOST_AUTO_TEST_CASE(a_pool_capped_at_one_thread_runs_jobs_one_at_a_time) {
   concurrency c;
   std::size_t max_threads = 0;
-  blocking_pool pool(with_cap(1), 0);
+  blocking_pool pool(with_cap(1));
   std::vector<raw_join_handle<int>> hs;
   for (int i = 0; i < 5; ++i)
     hs.push_back(pool.spawn_blocking([&c, i] {
@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE(an_idle_thread_is_reused) {
   auto starts = counter();
   scheduler_options o;
   o.on_thread_start = [starts] { starts->fetch_add(1); };
-  blocking_pool pool(o, 0);
+  blocking_pool pool(o);
   auto first = pool.spawn_blocking([] { return 1; });
   BOOST_TEST(join_value(first).value_or(-1) == 1);
   BOOST_REQUIRE(eventually([&] { return pool.num_idle_threads() == 1; }));
@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(idle_threads_exit_after_the_keep_alive) {
     stopped_at->store(clock::now().time_since_epoch().count());
     stops->fetch_add(1);
   };
-  blocking_pool pool(o, 0);
+  blocking_pool pool(o);
   // One thread: it leaves no sooner than keep_alive after its job ended.
   auto finished_at = std::make_shared<std::atomic<clock::rep>>(0);
   auto one = pool.spawn_blocking([finished_at] {
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(idle_threads_exit_after_the_keep_alive) {
 BOOST_AUTO_TEST_CASE(a_busy_thread_is_not_ended_by_the_keep_alive) {
   scheduler_options o;
   o.thread_keep_alive = 10ms;
-  blocking_pool pool(o, 0);
+  blocking_pool pool(o);
   auto jh = pool.spawn_blocking([] {
     std::this_thread::sleep_for(60ms);
     return 5;
@@ -239,7 +239,7 @@ BOOST_AUTO_TEST_CASE(a_busy_thread_is_not_ended_by_the_keep_alive) {
 
 BOOST_AUTO_TEST_CASE(pool_metrics_count_threads_idle_threads_and_queued_jobs) {
   auto gate = std::make_shared<latch>(1);
-  blocking_pool pool(with_cap(1), 0);
+  blocking_pool pool(with_cap(1));
   auto busy = pool.spawn_blocking([gate] { return gate->wait_for(wait_bound); });
   BOOST_REQUIRE(eventually([&] { return pool.queue_depth() == 0 && pool.num_threads() == 1; }));
   auto q1 = pool.spawn_blocking([] { return 1; });
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(pool_metrics_count_threads_idle_threads_and_queued_jobs) {
 BOOST_AUTO_TEST_CASE(abort_before_start_cancels_a_blocking_job) {
   auto gate = std::make_shared<latch>(1);
   auto ran = counter();
-  blocking_pool pool(with_cap(1), 0);
+  blocking_pool pool(with_cap(1));
   auto busy = pool.spawn_blocking([gate] { return gate->wait_for(wait_bound); });
   auto queued = pool.spawn_blocking([ran] {
     ran->fetch_add(1);
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(abort_before_start_cancels_a_blocking_job) {
 BOOST_AUTO_TEST_CASE(abort_of_a_running_blocking_job_has_no_effect) {
   auto gate = std::make_shared<latch>(1);
   auto started = std::make_shared<latch>(1);
-  blocking_pool pool({}, 0);
+  blocking_pool pool({});
   auto jh = pool.spawn_blocking([gate, started] {
     started->count_down();
     gate->wait_for(wait_bound);
@@ -294,7 +294,7 @@ BOOST_AUTO_TEST_CASE(abort_of_a_running_blocking_job_has_no_effect) {
 
 BOOST_AUTO_TEST_CASE(a_job_spawned_after_shutdown_is_cancelled) {
   auto ran = counter();
-  blocking_pool pool({}, 0);
+  blocking_pool pool({});
   pool.shutdown(std::chrono::nanoseconds::max());
   auto jh = pool.spawn_blocking([ran] {
     ran->fetch_add(1);
@@ -312,7 +312,7 @@ BOOST_AUTO_TEST_CASE(a_job_spawned_after_shutdown_is_cancelled) {
 BOOST_AUTO_TEST_CASE(jobs_still_queued_at_shutdown_are_cancelled) {
   auto gate = std::make_shared<latch>(1);
   auto ran = counter();
-  auto pool = std::make_unique<blocking_pool>(with_cap(1), 0);
+  auto pool = std::make_unique<blocking_pool>(with_cap(1));
   auto busy = pool->spawn_blocking([gate] { return gate->wait_for(wait_bound); });
   BOOST_REQUIRE(eventually([&] { return pool->queue_depth() == 0 && pool->num_threads() == 1; }));
   std::vector<raw_join_handle<int>> queued;
@@ -333,7 +333,7 @@ BOOST_AUTO_TEST_CASE(jobs_still_queued_at_shutdown_are_cancelled) {
 BOOST_AUTO_TEST_CASE(mandatory_jobs_ignore_the_cap) {
   auto gate = std::make_shared<latch>(1);
   auto mandatory_ran = std::make_shared<latch>(1);
-  blocking_pool pool(with_cap(1), 0);
+  blocking_pool pool(with_cap(1));
   auto busy = pool.spawn_blocking([gate] { return gate->wait_for(wait_bound); });
   pool.spawn_mandatory([mandatory_ran] { mandatory_ran->count_down(); });
   BOOST_TEST(mandatory_ran->wait_for(wait_bound));

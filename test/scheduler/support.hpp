@@ -7,7 +7,6 @@
 // Every wait here is bounded: a test that would hang fails after its timeout instead.
 #pragma once
 
-#include <swarm/scheduler/current_thread.hpp>
 #include <swarm/scheduler/driver.hpp>
 #include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/scheduler/options.hpp>
@@ -547,28 +546,19 @@ using mt1 = mt<1>;
 using mt2 = mt<2>;
 using mt4 = mt<4>;
 
-// The current-thread flavour, driven by a background thread so that the tests read the
-// same for every flavour: the test thread is a foreign thread, as with multi-thread.
-// shutdown() runs while the driver thread is still inside run_until (the runtime is
-// dropped while driven), then joins it.
+// The current-thread flavour as swarm::runtime builds it (runtime_flavor::current_thread):
+// the one scheduler with one worker and no LIFO slot, never launched, driven by a thread in
+// drive(). A background thread drives it so that the tests read the same for every flavour:
+// the test thread is a foreign thread, as with multi-thread. shutdown() runs while that
+// thread is still inside drive(), then joins it.
 class ct {
 public:
-  using handle_type = swarm::detail::current_thread::handle;
+  using handle_type = swarm::detail::multi_thread::handle;
   static constexpr bool is_multi_thread = false;
   static constexpr std::size_t workers = 1;
 
   explicit ct(swarm::scheduler_options o = {}, swarm::detail::driver* d = nullptr)
-      : h(std::move(o), d), driver_([this] {
-          h.run_until([this] {
-            driving_.store(true, std::memory_order_release);
-            return stop_.load(std::memory_order_acquire);
-          });
-        }) {
-    // The tests start from a driven runtime (and a run_until racing the first shutdown is
-    // a separate test, in current_thread_test.cpp).
-    while (!driving_.load(std::memory_order_acquire))
-      std::this_thread::yield();
-  }
+      : h(current_thread_options(std::move(o)), d), driver_([this] { h.drive({}); }) {}
   ~ct() { shutdown(); }
 
   // The spawn location is the caller's, as with the handle's own spawn.
@@ -578,8 +568,6 @@ public:
   }
   void shutdown(std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) {
     h.shutdown(timeout);
-    stop_.store(true, std::memory_order_release);
-    h.unpark();
     if (driver_.joinable())
       driver_.join();
   }
@@ -588,39 +576,17 @@ public:
   handle_type h;
 
 private:
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> driving_{false};
+  static swarm::scheduler_options current_thread_options(swarm::scheduler_options o) {
+    o.worker_threads = 1;
+    o.disable_lifo_slot = true;
+    return o;
+  }
+
   std::thread driver_;
 };
 
 using all_flavours = boost::mpl::list<ct, mt1, mt4>;
 using multi_thread_flavours = boost::mpl::list<mt1, mt4>;
-
-// Drives a current-thread handle on the calling thread until `pred` holds or `timeout`
-// passes (a watchdog thread unparks it so that the deadline is noticed). Returns pred().
-template <class Pred>
-bool drive_until(swarm::detail::current_thread::handle& h, Pred&& pred,
-                 std::chrono::nanoseconds timeout = wait_bound) {
-  const auto deadline = clock::now() + timeout;
-  std::mutex m;
-  std::condition_variable cv;
-  bool stop = false;
-  std::thread watchdog([&] {
-    std::unique_lock lock(m);
-    while (!stop) {
-      cv.wait_for(lock, 5ms);
-      h.unpark();
-    }
-  });
-  h.run_until([&] { return pred() || clock::now() >= deadline; });
-  {
-    std::lock_guard lock(m);
-    stop = true;
-  }
-  cv.notify_all();
-  watchdog.join();
-  return pred();
-}
 
 // ---------------------------------------------------------------------------------------
 // Turns a hang into a failure: if the test case is still running after `limit`, prints its

@@ -62,8 +62,8 @@ private:
 
 class blocking_pool {
 public:
-  // `extra_threads` (the workers) are added to options.max_blocking_threads for the cap.
-  SWARM_DECL blocking_pool(const scheduler_options& options, std::size_t extra_threads);
+  // The cap on threads is options.max_blocking_threads, plus what reserve_threads adds.
+  SWARM_DECL explicit blocking_pool(const scheduler_options& options);
   SWARM_DECL ~blocking_pool();
   blocking_pool(const blocking_pool&) = delete;
   blocking_pool& operator=(const blocking_pool&) = delete;
@@ -79,6 +79,11 @@ public:
     submit(std::move(t.task), false);
     return std::move(t.join);
   }
+
+  // Raises the cap by `n` threads that will run something other than blocking tasks (the
+  // launched workers, as Tokio's multi-thread builder adds worker_threads to the cap; a
+  // current-thread runtime launches none and keeps max_blocking_threads).
+  SWARM_DECL void reserve_threads(std::size_t n);
 
   // Runs `fn` on a pool thread even during shutdown (workers). Throws if the pool was
   // already shut down.

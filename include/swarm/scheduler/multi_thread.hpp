@@ -135,8 +135,10 @@ public:
   template <class Fn>
   decltype(auto) block_in_place(Fn&& fn);
 
-  // Defers a wake until the worker has polled the driver (yield_now): the task runs again
-  // only after I/O had its chance. Off a worker it wakes at once.
+  // Defers a wake until the worker has run out of other work (yield_now): the task runs
+  // again after every task already queued, and after a driver poll if one is due (the
+  // driver's fairness interval bounds how long I/O waits, as under any busy loop; Tokio
+  // polls the driver on every such pass). Off a worker it wakes at once.
   SWARM_DECL void defer(const waker& w);
 
   // Metrics.
