@@ -345,24 +345,33 @@ struct worker_loop {
     }
   }
 
-  core* park_timeout(core* c, bool zero) {
+  enum class driver_poll { block, zero, none };
+
+  // Polls the driver (blocking, or not), then wakes the deferred tasks, with the core in
+  // the context: what the driver and the wakes schedule goes to this worker's queues, and
+  // one notification of the other workers covers the batch. `none` only wakes them.
+  core* park_timeout(core* c, driver_poll poll) {
     parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
     cx.core_slot = c;
-    // Handlers the driver runs count as polls of this drive (run_one runs one of them).
-    const std::size_t max = cx.limits->max_polls;
-    const std::size_t limit =
-        max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
-    try {
-      cx.polls += zero ? p->park_timeout_zero(limit) : p->park(cx.limits->deadline, limit);
-    } catch (...) {
-      // A handler run by the driver threw: finish tidily, then leave and rethrow. Its own
-      // exception wins over one captured from an inline dispatch (as in job::poll).
-      cx.error = std::current_exception();
+    if (poll != driver_poll::none) {
+      // Handlers the driver runs count as polls of this drive (run_one runs one of them).
+      const std::size_t max = cx.limits->max_polls;
+      const std::size_t limit =
+          max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
+      try {
+        cx.polls +=
+            poll == driver_poll::zero ? p->park_timeout_zero(limit) : p->park(cx.limits->deadline, limit);
+      } catch (...) {
+        // A handler run by the driver threw: finish tidily, then leave and rethrow. Its own
+        // exception wins over one captured from an inline dispatch (as in job::poll).
+        cx.error = std::current_exception();
+      }
     }
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
-    c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
+    if (poll != driver_poll::none)
+      c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
       h.notify_parked_local();
     return c;
@@ -379,7 +388,7 @@ struct worker_loop {
       end_processing(c);
       tune_poll_intervals(c);
       c->ticks_to_driver = h.options_.event_interval;
-      c = park_timeout(c, true);
+      c = park_timeout(c, driver_poll::zero);
       core_maintenance(c);
       start_processing(c);
     }
@@ -439,7 +448,7 @@ struct worker_loop {
           ++m.batch.noop_count;
         m.polls_at_last_park = m.batch.poll_count;
         m.submit();
-        c = park_timeout(c, false);
+        c = park_timeout(c, driver_poll::block);
         ++m.batch.park_unpark_count;
         core_maintenance(c);
         if (transition_from_parked(c))
@@ -483,7 +492,7 @@ struct worker_loop {
       if (!l.block || (l.idle_exit && l.idle_exit())) {
         // poll(), or run() with no outstanding work: one last look at the driver, then
         // leave if that produced nothing.
-        c = park_timeout(c, true);
+        c = park_timeout(c, driver_poll::zero);
         if (has_tasks(c) || !h.inject_.is_empty())
           continue;
         return leave(c);
@@ -495,11 +504,11 @@ struct worker_loop {
         // fair_driver_latency) already bounds how long I/O waits behind any busy loop, so
         // while it has not run out they run again at once, and maintenance polls the
         // driver when it is due: a yield loop lets I/O in as often as a busy worker does.
-        wake_deferred();
+        c = park_timeout(c, driver_poll::none);
         start_processing(c);
         continue;
       }
-      c = cx.defer.empty() ? park(c) : park_timeout(c, true);
+      c = cx.defer.empty() ? park(c) : park_timeout(c, driver_poll::zero);
       start_processing(c);
     }
     end_processing(c);
