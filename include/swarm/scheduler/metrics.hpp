@@ -65,10 +65,16 @@ struct alignas(cache_line) worker_metrics {
 
 // Busy time and the mean poll time of one worker, kept by the thread that drives it: each
 // batch of polls runs between begin() and end(). The mean is an EWMA (weight 0.1 per poll)
-// that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
+// that starts where the first tuned global-queue interval is the initial one.
 struct poll_timing {
-  // Tokio's: the global-queue interval in ticks is this over the mean poll time (2-127).
+  // Tokio 1.48's self-tuning global-queue interval (runtime/scheduler/multi_thread/stats.rs):
+  // the interval in ticks is the target latency over the mean poll time, clamped to
+  // [min, max] (TARGET_GLOBAL_QUEUE_INTERVAL, MAX_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL),
+  // and starts at TARGET_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL before any measurement.
   static constexpr double target_global_queue_latency_ns = 200'000.0;
+  static constexpr std::uint32_t initial_global_queue_interval = 61;
+  static constexpr std::uint32_t min_global_queue_interval = 2;
+  static constexpr std::uint32_t max_global_queue_interval = 127;
   // Task time a busy worker runs at most, about, before the global queue, then the
   // driver, get a turn: the poll counts of the multi-thread worker's fairness rule are
   // these over the mean poll time (at least 1). io_context runs a post or a completion
@@ -78,7 +84,7 @@ struct poll_timing {
   static constexpr double fair_driver_latency_ns = 100'000.0;
   static constexpr double ewma_weight = 0.1;
 
-  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
+  double mean_poll_time_ns = target_global_queue_latency_ns / initial_global_queue_interval;
   std::chrono::steady_clock::time_point batch_start{};
   std::uint64_t polls_in_batch = 0;
 
