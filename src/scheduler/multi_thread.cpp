@@ -274,7 +274,7 @@ struct worker_loop {
     c->is_searching = false;
     // The last searcher found work: wake another so that someone keeps looking.
     if (h.idle_.transition_worker_from_searching())
-      h.notify_parked_local();
+      h.notify_parked();
   }
 
   bool should_notify_others(core* c) const noexcept {
@@ -370,7 +370,7 @@ struct worker_loop {
     c->park = p;
     c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
-      h.notify_parked_local();
+      h.notify_parked();
     return c;
   }
 
@@ -532,7 +532,7 @@ struct worker_loop {
     // Inside the driver (park absent) the notification waits until after the park, in
     // should_notify_others, so that a batch of I/O wakes costs one notification.
     if (should_notify && c->park)
-      h.notify_parked_local();
+      h.notify_parked();
   }
 };
 
@@ -731,7 +731,7 @@ void handle::return_core(core* c) {
   }
   // Its queue may hold tasks: make sure a parked worker comes to steal them.
   if (!remotes_[c->index].queue.remote_is_empty())
-    notify_parked_local();
+    notify_parked();
 }
 
 void handle::request_stop() {
@@ -765,7 +765,7 @@ void handle::schedule_task(notified_task n, bool is_yield) {
     }
   }
   push_remote_task(std::move(n));
-  notify_parked_remote();
+  notify_parked();
 }
 
 void handle::push_remote_task(notified_task n) {
@@ -775,12 +775,10 @@ void handle::push_remote_task(notified_task n) {
     raw_task(t).drop_reference(); // closed: the task was or will be cancelled by shutdown
 }
 
-void handle::notify_parked_local() {
+void handle::notify_parked() {
   if (auto idx = idle_.worker_to_notify())
     remotes_[*idx].unparker->unpark();
 }
-
-void handle::notify_parked_remote() { notify_parked_local(); }
 
 void handle::wake_parked_workers() {
   notify_all();
@@ -796,12 +794,12 @@ void handle::notify_all() {
 bool handle::notify_if_work_pending() {
   for (remote& r : remotes_) {
     if (!r.queue.remote_is_empty()) {
-      notify_parked_local();
+      notify_parked();
       return true;
     }
   }
   if (!inject_.is_empty()) {
-    notify_parked_local();
+    notify_parked();
     return true;
   }
   return false;

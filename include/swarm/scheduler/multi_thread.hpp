@@ -37,8 +37,10 @@ namespace swarm::detail::multi_thread {
 class handle;
 struct core;
 
-// What each task of this scheduler stores: a pointer to the scheduler, which outlives
-// every task (shutdown cancels and releases them all before the handle goes).
+// What each task of this scheduler stores as its scheduler value (task_scheduler): a
+// pointer to the scheduler, which outlives every task (shutdown cancels and releases them
+// all before the handle goes). Asio tasks store detail::task_sched instead, which schedules
+// through the same handle and also holds the task's Asio state.
 struct handle_ref {
   handle* h;
 
@@ -166,8 +168,9 @@ private:
   friend struct worker_loop;
 
   void push_remote_task(notified_task n);
-  void notify_parked_local();
-  void notify_parked_remote();
+  // Wakes a parked worker to look for work, unless one is searching already (Tokio's
+  // notify_parked_local and notify_parked_remote, which do the same here).
+  void notify_parked();
   void notify_all();
   bool notify_if_work_pending();
   void close();
