@@ -245,6 +245,7 @@ runtime_metrics runtime::metrics() const {
   m.num_blocking_threads = h.blocking().num_threads();
   m.num_idle_blocking_threads = h.blocking().num_idle_threads();
   m.blocking_queue_depth = h.blocking().queue_depth();
+  m.swallowed_exception_count = detail::swallowed_exception_count();
   for (std::size_t i = 0; i < m.num_workers; ++i)
     m.workers.push_back(h.worker_metrics(i));
   return m;

@@ -423,6 +423,7 @@ struct worker_loop {
       try {
         o.on_thread_park();
       } catch (...) {
+        count_swallowed_exception(); // a thread hook must not take the worker down
       }
     }
     if (transition_to_parked(c)) {
@@ -456,6 +457,7 @@ struct worker_loop {
       try {
         o.on_thread_unpark();
       } catch (...) {
+        count_swallowed_exception(); // a thread hook must not take the worker down
       }
     }
     return c;
@@ -584,6 +586,7 @@ void handle::launch() {
     try {
       blocking_.spawn_mandatory([this, i] { worker_job(i, true); });
     } catch (...) {
+      // No thread for this worker: undo its count, the caller sees the exception.
       worker_exited();
       throw;
     }
@@ -608,6 +611,7 @@ void handle::worker_job(std::size_t index, bool owned) {
     try {
       run_core(c, forever);
     } catch (...) {
+      // A handler threw on an owned thread: the unhandled-exception policy decides.
       handle_ref{this}.unhandled_exception(std::current_exception());
       continue; // run_core gave the core back before rethrowing
     }
