@@ -956,18 +956,7 @@ void handle::defer(const waker& w) {
 worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
   if (worker >= remotes_.size())
     throw std::out_of_range("swarm: worker index out of range");
-  const struct worker_metrics& m = remotes_[worker].metrics;
-  worker_metrics_snapshot s;
-  s.park_count = m.park_count.load(std::memory_order_relaxed);
-  s.park_unpark_count = m.park_unpark_count.load(std::memory_order_relaxed);
-  s.noop_count = m.noop_count.load(std::memory_order_relaxed);
-  s.steal_count = m.steal_count.load(std::memory_order_relaxed);
-  s.steal_operations = m.steal_operations.load(std::memory_order_relaxed);
-  s.poll_count = m.poll_count.load(std::memory_order_relaxed);
-  s.local_schedule_count = m.local_schedule_count.load(std::memory_order_relaxed);
-  s.overflow_count = m.overflow_count.load(std::memory_order_relaxed);
-  s.total_busy_duration = std::chrono::nanoseconds(m.busy_duration_ns.load(std::memory_order_relaxed));
-  s.mean_poll_time = std::chrono::nanoseconds(m.mean_poll_time_ns.load(std::memory_order_relaxed));
+  worker_metrics_snapshot s = remotes_[worker].metrics.snapshot();
   s.local_queue_depth = remotes_[worker].queue.remote_len();
   return s;
 }
