@@ -36,6 +36,11 @@ runtime* runtime_from_context(boost::asio::execution_context& ctx) {
 
 namespace {
 
+// How often run() rechecks, while the owned workers drive the runtime, whether it was
+// stopped or shut down: the unhandled-exception policy shuts the scheduler down from a
+// worker without signalling stopped_cv_.
+constexpr auto stop_recheck_interval = std::chrono::milliseconds(100);
+
 runtime_options options_for(int concurrency_hint) {
   runtime_options o;
   if (concurrency_hint > 0)
@@ -87,8 +92,7 @@ runtime::~runtime() {
 }
 
 std::size_t runtime::work_slot() const noexcept {
-  const std::size_t w = scheduler_->current_worker_index();
-  return w == static_cast<std::size_t>(-1) ? work_.external() : w;
+  return scheduler_->current_worker_index().value_or(work_.external());
 }
 
 void runtime::work_finished() noexcept {
@@ -130,9 +134,8 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
       const auto done = [&] {
         return scheduler_->stop_requested() || !started_ || scheduler_->is_shutdown();
       };
-      constexpr auto recheck = std::chrono::milliseconds(100);
       while (!done()) {
-        auto until = std::chrono::steady_clock::now() + recheck;
+        auto until = std::chrono::steady_clock::now() + stop_recheck_interval;
         if (limits.deadline) {
           if (std::chrono::steady_clock::now() >= *limits.deadline)
             break;
@@ -158,7 +161,7 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
   do {
     n += scheduler_->drive(limits);
     // A drive leaves early only by its limits, stop, or running out of work.
-  } while (limits.block && limits.max_polls == static_cast<std::size_t>(-1) && !limits.deadline &&
+  } while (limits.block && limits.max_polls == detail::driver::no_limit && !limits.deadline &&
            !scheduler_->stop_requested() && !scheduler_->is_shutdown() &&
            !(limits.leave_when_set && limits.leave_when_set->load(std::memory_order_acquire)));
   // io_context stops when its outstanding work reaches zero, whichever loop function ran
@@ -242,6 +245,7 @@ runtime_metrics runtime::metrics() const {
   m.num_blocking_threads = h.blocking().num_threads();
   m.num_idle_blocking_threads = h.blocking().num_idle_threads();
   m.blocking_queue_depth = h.blocking().queue_depth();
+  m.swallowed_exception_count = detail::swallowed_exception_count();
   for (std::size_t i = 0; i < m.num_workers; ++i)
     m.workers.push_back(h.worker_metrics(i));
   return m;

@@ -367,6 +367,8 @@ private:
         try {
           run();
         } catch (...) {
+          // Dropped unrun (a runtime shutting down): a destructor has no caller to tell.
+          detail::count_swallowed_exception();
         }
       }
     }

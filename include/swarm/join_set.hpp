@@ -452,6 +452,8 @@ private:
       try {
         post_delivery(std::move(*next));
       } catch (...) {
+        // give_back is noexcept (it runs from destructors): no caller to tell.
+        detail::count_swallowed_exception();
       }
     }
   }
@@ -630,6 +632,8 @@ private:
       try {
         s->remove_all(true, true);
       } catch (...) {
+        // close() is noexcept (the destructor calls it): no caller to tell.
+        detail::count_swallowed_exception();
       }
       s->unref();
     }

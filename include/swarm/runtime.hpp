@@ -61,6 +61,9 @@ struct runtime_metrics {
   std::size_t num_blocking_threads = 0;
   std::size_t num_idle_blocking_threads = 0;
   std::size_t blocking_queue_depth = 0;
+  // Exceptions dropped because nothing could take them (a hook's, a destructor's of an
+  // output nobody reads): process-wide, every runtime's (swarm/task/swallowed_exception.hpp).
+  std::uint64_t swallowed_exception_count = 0;
   std::vector<worker_metrics_snapshot> workers;
 };
 
@@ -378,7 +381,9 @@ private:
     try {
       std::rethrow_exception(*sink);
     } catch (const boost::asio::multiple_exceptions&) {
+      detail::count_swallowed_exception(); // a third or later one: dropped, as io_context does
     } catch (...) {
+      // A second exception: io_context reports the first as multiple_exceptions.
       *sink = std::make_exception_ptr(boost::asio::multiple_exceptions(*sink));
     }
   }

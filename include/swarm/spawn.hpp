@@ -161,7 +161,7 @@ public:
       else
         out.value = fn_();
     } catch (...) {
-      out.error = std::current_exception();
+      out.error = std::current_exception(); // the join handle reports it
     }
     out.abort_requested = s.abort_requested().load(std::memory_order_acquire);
     // An abort after the start queued an emission on the task (it has no coroutine to
@@ -253,7 +253,7 @@ auto spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::s
       else
         out.value = fn();
     } catch (...) {
-      out.error = std::current_exception();
+      out.error = std::current_exception(); // the join handle reports it
     }
     return out;
   };

@@ -58,7 +58,7 @@ struct strand_drain {
     task_sched& s = task_sched::of(task);
     serial_queue& q = s.queue();
     // A task that never started must never run its coroutine: destroy its handlers unrun.
-    const bool run = s.start_state().load(std::memory_order_acquire) == task_started;
+    const bool run = s.start_state().load(std::memory_order_acquire) == task_start_state::started;
     std::size_t ran = 0;
     bool released = false;
     {
@@ -132,8 +132,9 @@ void abort_asio_task(header* h) {
   task_sched& s = task_sched::of(h);
   if (s.abort_requested().exchange(true, std::memory_order_acq_rel))
     return; // idempotent
-  int expected = task_not_started;
-  if (s.start_state().compare_exchange_strong(expected, task_aborted_before_start, std::memory_order_acq_rel)) {
+  task_start_state expected = task_start_state::not_started;
+  if (s.start_state().compare_exchange_strong(expected, task_start_state::aborted_before_start,
+                                              std::memory_order_acq_rel)) {
     // Tokio's rule: a task aborted before its first poll never runs.
     raw_task(h).remote_abort();
     return;

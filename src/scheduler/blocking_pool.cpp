@@ -46,6 +46,7 @@ void run_pool_thread(const std::shared_ptr<blocking_pool::shared_state>& sp, std
     try {
       s.on_thread_start();
     } catch (...) {
+      count_swallowed_exception(); // a thread hook must not take the thread down
     }
   }
   std::unique_lock lock(s.mutex);
@@ -113,6 +114,7 @@ void run_pool_thread(const std::shared_ptr<blocking_pool::shared_state>& sp, std
     try {
       s.on_thread_stop();
     } catch (...) {
+      count_swallowed_exception(); // a thread hook must not take the thread down
     }
   }
   if (to_join)

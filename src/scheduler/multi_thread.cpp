@@ -30,6 +30,11 @@ struct fast_rand {
 
 inline constexpr std::uint32_t no_poll_limit = 1u << 30;
 
+// LIFO-slot polls in a row before the slot is disabled until the next task from the queue,
+// so that two tasks waking each other cannot starve it: Tokio 1.48's
+// MAX_LIFO_POLLS_PER_TICK (runtime/scheduler/multi_thread/worker.rs).
+inline constexpr unsigned max_lifo_polls_per_tick = 3;
+
 // Owned by exactly one thread at a time: the one driving the worker.
 struct core {
   std::size_t index = 0;
@@ -42,18 +47,18 @@ struct core {
 
   // Fairness: the driver, and the global queue before the local one, get their turn when
   // either of two counts runs out (0: due).
-  // - Ticks, passes of the worker loop (a pass polls a task, then up to 3 from the LIFO
-  //   slot): Tokio's rule, event_interval and global_queue_interval. It bounds what the
-  //   turns cost when polls are short.
+  // - Ticks, passes of the worker loop (a pass polls a task, then up to
+  //   max_lifo_polls_per_tick from the LIFO slot): Tokio's rule, event_interval and
+  //   global_queue_interval. It bounds what the turns cost when polls are short.
   // - Polls, every task poll, LIFO-slot polls included: as many as make about
   //   poll_timing's target latency of task time at the mean poll time (none until the
   //   first measurement). It bounds the wait when polls are long: a spawn chain of tasks
   //   that compute 20 µs each would otherwise hold both for 61 x 4 polls.
-  std::uint32_t ticks_to_driver = 61;
+  std::uint32_t ticks_to_driver = scheduler_options::default_event_interval;
   std::uint32_t polls_to_driver = no_poll_limit;
   std::uint32_t driver_polls = no_poll_limit;
-  std::uint32_t ticks_to_global = 61;
-  std::uint32_t global_queue_interval = 61; // ticks
+  std::uint32_t ticks_to_global = poll_timing::initial_global_queue_interval;
+  std::uint32_t global_queue_interval = poll_timing::initial_global_queue_interval; // ticks
   bool tune_global_queue = true;            // false: configured, ticks only
   std::uint32_t polls_to_global = no_poll_limit;
   std::uint32_t global_polls = no_poll_limit;
@@ -156,7 +161,8 @@ struct worker_loop {
     if (!c->tune_global_queue)
       return;
     const double raw = poll_timing::target_global_queue_latency_ns / std::max(c->timing.mean_poll_time_ns, 1.0);
-    const auto next = static_cast<std::uint32_t>(std::clamp(raw, 2.0, 127.0));
+    const auto next = static_cast<std::uint32_t>(std::clamp(
+        raw, double{poll_timing::min_global_queue_interval}, double{poll_timing::max_global_queue_interval}));
     // Ignore jitter: change only on a difference above 2.
     if (next > c->global_queue_interval + 2 || next + 2 < c->global_queue_interval)
       c->global_queue_interval = next;
@@ -225,12 +231,12 @@ struct worker_loop {
     if (h.inject_.is_empty())
       return nullptr;
     // Take a fair share of the global queue, at least one, at most half our ring.
-    const std::size_t cap = std::min<std::size_t>(own().queue.remaining_slots(), local_queue<256>::half);
+    const std::size_t cap = std::min<std::size_t>(own().queue.remaining_slots(), local_queue<>::half);
     if (cap == 0)
       return h.next_remote_task();
     const std::size_t share = h.inject_.len() / h.remotes_.size() + 1;
     const std::size_t n = std::max<std::size_t>(1, std::min(share, cap));
-    header* batch[local_queue<256>::half];
+    header* batch[local_queue<>::half];
     std::size_t got = 0;
     h.inject_.pop_n(n, [&](header* t) noexcept { batch[got++] = t; });
     if (got == 0)
@@ -268,7 +274,7 @@ struct worker_loop {
     c->is_searching = false;
     // The last searcher found work: wake another so that someone keeps looking.
     if (h.idle_.transition_worker_from_searching())
-      h.notify_parked_local();
+      h.notify_parked();
   }
 
   bool should_notify_others(core* c) const noexcept {
@@ -280,10 +286,10 @@ struct worker_loop {
 
   void run_hooked(local_notified<handle_ref> t) { run_with_poll_hooks(std::move(t), h.options_); }
 
-  // Polls `t`, then whatever lands in the LIFO slot, at most 3 in a row, within one coop
-  // budget and until the driver or the global queue is due (the LIFO task then stays in
-  // its slot and runs right after). Returns the core, or null when block_in_place handed
-  // it away. Per poll.
+  // Polls `t`, then whatever lands in the LIFO slot, at most max_lifo_polls_per_tick in a
+  // row, within one coop budget and until the driver or the global queue is due (the LIFO
+  // task then stays in its slot and runs right after). Returns the core, or null when
+  // block_in_place handed it away. Per poll.
   core* run_task(core* c, header* t) {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
@@ -316,7 +322,7 @@ struct worker_loop {
         return c;
       }
       // Two tasks that keep waking each other must not starve the queue.
-      if (++lifo_polls >= 3)
+      if (++lifo_polls >= max_lifo_polls_per_tick)
         c->lifo_enabled = false;
       count_poll(c);
       run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
@@ -373,7 +379,7 @@ struct worker_loop {
     if (poll != driver_poll::none)
       c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
-      h.notify_parked_local();
+      h.notify_parked();
     return c;
   }
 
@@ -426,6 +432,7 @@ struct worker_loop {
       try {
         o.on_thread_park();
       } catch (...) {
+        count_swallowed_exception(); // a thread hook must not take the worker down
       }
     }
     if (transition_to_parked(c)) {
@@ -459,6 +466,7 @@ struct worker_loop {
       try {
         o.on_thread_unpark();
       } catch (...) {
+        count_swallowed_exception(); // a thread hook must not take the worker down
       }
     }
     return c;
@@ -546,7 +554,7 @@ struct worker_loop {
     // Inside the driver (park absent) the notification waits until after the park, in
     // should_notify_others, so that a batch of I/O wakes costs one notification.
     if (should_notify && c->park)
-      h.notify_parked_local();
+      h.notify_parked();
   }
 };
 
@@ -599,6 +607,7 @@ void handle::launch() {
     try {
       blocking_.spawn_mandatory([this, i] { worker_job(i, true); });
     } catch (...) {
+      // No thread for this worker: undo its count, the caller sees the exception.
       worker_exited();
       throw;
     }
@@ -623,6 +632,7 @@ void handle::worker_job(std::size_t index, bool owned) {
     try {
       run_core(c, forever);
     } catch (...) {
+      // A handler threw on an owned thread: the unhandled-exception policy decides.
       handle_ref{this}.unhandled_exception(std::current_exception());
       continue; // run_core gave the core back before rethrowing
     }
@@ -746,7 +756,7 @@ void handle::return_core(core* c) {
   }
   // Its queue may hold tasks: make sure a parked worker comes to steal them.
   if (!remotes_[c->index].queue.remote_is_empty())
-    notify_parked_local();
+    notify_parked();
 }
 
 void handle::request_stop() {
@@ -766,8 +776,10 @@ void handle::clear_stop() noexcept {
 
 bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
 
-std::size_t handle::current_worker_index() const noexcept {
-  return current_context && current_context->h == this ? current_context->index : static_cast<std::size_t>(-1);
+std::optional<std::size_t> handle::current_worker_index() const noexcept {
+  if (current_context && current_context->h == this)
+    return current_context->index;
+  return std::nullopt;
 }
 
 void handle::schedule_task(notified_task n, bool is_yield) {
@@ -778,7 +790,7 @@ void handle::schedule_task(notified_task n, bool is_yield) {
     }
   }
   push_remote_task(std::move(n));
-  notify_parked_remote();
+  notify_parked();
 }
 
 void handle::push_remote_task(notified_task n) {
@@ -788,12 +800,10 @@ void handle::push_remote_task(notified_task n) {
     raw_task(t).drop_reference(); // closed: the task was or will be cancelled by shutdown
 }
 
-void handle::notify_parked_local() {
+void handle::notify_parked() {
   if (auto idx = idle_.worker_to_notify())
     remotes_[*idx].unparker->unpark();
 }
-
-void handle::notify_parked_remote() { notify_parked_local(); }
 
 void handle::wake_parked_workers() {
   notify_all();
@@ -809,12 +819,12 @@ void handle::notify_all() {
 bool handle::notify_if_work_pending() {
   for (remote& r : remotes_) {
     if (!r.queue.remote_is_empty()) {
-      notify_parked_local();
+      notify_parked();
       return true;
     }
   }
   if (!inject_.is_empty()) {
-    notify_parked_local();
+    notify_parked();
     return true;
   }
   return false;
@@ -967,18 +977,7 @@ void handle::defer(const waker& w) {
 worker_metrics_snapshot handle::worker_metrics(std::size_t worker) const {
   if (worker >= remotes_.size())
     throw std::out_of_range("swarm: worker index out of range");
-  const struct worker_metrics& m = remotes_[worker].metrics;
-  worker_metrics_snapshot s;
-  s.park_count = m.park_count.load(std::memory_order_relaxed);
-  s.park_unpark_count = m.park_unpark_count.load(std::memory_order_relaxed);
-  s.noop_count = m.noop_count.load(std::memory_order_relaxed);
-  s.steal_count = m.steal_count.load(std::memory_order_relaxed);
-  s.steal_operations = m.steal_operations.load(std::memory_order_relaxed);
-  s.poll_count = m.poll_count.load(std::memory_order_relaxed);
-  s.local_schedule_count = m.local_schedule_count.load(std::memory_order_relaxed);
-  s.overflow_count = m.overflow_count.load(std::memory_order_relaxed);
-  s.total_busy_duration = std::chrono::nanoseconds(m.busy_duration_ns.load(std::memory_order_relaxed));
-  s.mean_poll_time = std::chrono::nanoseconds(m.mean_poll_time_ns.load(std::memory_order_relaxed));
+  worker_metrics_snapshot s = remotes_[worker].metrics.snapshot();
   s.local_queue_depth = remotes_[worker].queue.remote_len();
   return s;
 }

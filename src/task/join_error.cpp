@@ -17,6 +17,7 @@ bool panic_message(const std::exception_ptr& e, std::string& out) {
   } catch (const char* s) {
     out = s ? s : "";
   } catch (...) {
+    // Not a type that carries a message: the caller reports none.
     return false;
   }
   return true;

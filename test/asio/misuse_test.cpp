@@ -161,6 +161,22 @@ BOOST_AUTO_TEST_CASE(worker_threads_zero_is_refused_and_a_thousand_work) {
   rt.shutdown();
 }
 
+// An exception with nowhere to go (here a task hook's) is dropped, and counted.
+BOOST_AUTO_TEST_CASE(a_throwing_hook_counts_in_swallowed_exception_count) {
+  swarm::runtime_options o;
+  o.worker_threads = 1;
+  o.on_task_spawn = [](const swarm::task_meta&) { throw std::runtime_error("spawn hook"); };
+  swarm::runtime rt(o);
+  rt.start();
+  const std::uint64_t before = rt.metrics().swallowed_exception_count;
+  swarm::join_handle<int> h = swarm::spawn(rt.get_executor(), [] { return 1; });
+  auto f = h.async_wait(asio::use_future);
+  BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  BOOST_TEST(f.get() == 1);
+  BOOST_TEST(rt.metrics().swallowed_exception_count >= before + 1);
+  rt.shutdown();
+}
+
 // More blocking calls than blocking threads: the rest queue, and every one completes.
 BOOST_AUTO_TEST_CASE(more_spawn_blocking_calls_than_blocking_threads_all_complete) {
   swarm::runtime_options o;

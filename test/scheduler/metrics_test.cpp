@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include <swarm/scheduler/coop.hpp>
+#include <swarm/task/swallowed_exception.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -53,6 +55,17 @@ bool occupy_the_other_worker(mt2& rt, std::shared_ptr<std::atomic<bool>> release
 }
 
 using metric_flavours = boost::mpl::list<ct, mt1, mt2, mt4>;
+
+// An output whose destructor throws, once: moved-from copies stay quiet.
+struct throwing_output {
+  bool armed = true;
+  throwing_output() = default;
+  throwing_output(throwing_output&& o) noexcept : armed(std::exchange(o.armed, false)) {}
+  ~throwing_output() noexcept(false) {
+    if (armed)
+      throw std::runtime_error("output destructor");
+  }
+};
 
 } // namespace
 
@@ -343,6 +356,17 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(blocking_pool_metrics_include_the_workers, Rt, met
   gate->count_down();
   BOOST_TEST(join_value(jh).value_or(false));
   BOOST_TEST(eventually([&] { return rt.h.blocking().num_idle_threads() == 1; }));
+}
+
+// Exceptions with nowhere to go are dropped, and counted: one from a hook, one from the
+// destructor of an output whose join handle was dropped.
+BOOST_AUTO_TEST_CASE(swallowed_exceptions_are_counted) {
+  const std::uint64_t before = swarm::detail::swallowed_exception_count();
+  scheduler_options o;
+  o.on_task_spawn = [](const swarm::task_meta&) { throw std::runtime_error("spawn hook"); };
+  mt1 rt(o);
+  rt.spawn(ready(throwing_output{}));
+  BOOST_TEST(eventually([&] { return swarm::detail::swallowed_exception_count() >= before + 2; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

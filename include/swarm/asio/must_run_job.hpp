@@ -4,6 +4,8 @@
 // back). Dropped, it runs its callable in the destructor, swallowing what that throws.
 #pragma once
 
+#include <swarm/task/swallowed_exception.hpp>
+
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -23,6 +25,8 @@ public:
       try {
         run();
       } catch (...) {
+        // Dropped unrun (a runtime shutting down): a destructor has no caller to tell.
+        count_swallowed_exception();
       }
     }
   }

@@ -55,6 +55,7 @@ struct serial_op_impl : serial_op {
     try {
       return ::new (static_cast<void*>(mem)) serial_op_impl(std::forward<G>(g));
     } catch (...) {
+      // Not built: free the memory, the caller sees the exception.
       a.deallocate(mem, 1);
       throw;
     }

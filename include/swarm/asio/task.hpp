@@ -55,12 +55,15 @@ struct drain_scope {
   drain_scope& operator=(const drain_scope&) = delete;
 };
 
-// Start state of an Asio task. Only a task_started task runs what is queued on it; the
-// others destroy it unrun (a coroutine that never started, or one whose task was dropped
+// Start state of an Asio task. Only a started task runs what is queued on it; the others
+// destroy it unrun (a coroutine that never started, or one whose task was dropped
 // unfinished at shutdown, never resumes: as Tokio drops a future, and as io_context's
 // shutdown destroys handlers).
-enum : int { task_not_started = 0, task_started = 1, task_aborted_before_start = 2, task_dropped = 3 };
+enum class task_start_state : int { not_started, started, aborted_before_start, dropped };
 
+// The scheduler value (task_scheduler) of an Asio task: it schedules as
+// multi_thread::handle_ref does, through the runtime's scheduler, and also holds the task's
+// Asio state, which must live as long as the cell.
 class task_sched {
 public:
   explicit task_sched(runtime* rt) noexcept : rt_(rt) {}
@@ -70,15 +73,16 @@ public:
   runtime* rt() const noexcept { return rt_; }
   serial_queue& queue() noexcept { return queue_; }
   boost::asio::cancellation_signal& abort_signal() noexcept { return abort_signal_; }
-  std::atomic<int>& start_state() noexcept { return start_state_; }
+  std::atomic<task_start_state>& start_state() noexcept { return start_state_; }
   std::atomic<bool>& abort_requested() noexcept { return abort_requested_; }
 
   // The first poll's claim to run the task. False when an abort got there first: nothing
   // may run, and the harness cancels the task when the poll ends. acq_rel: orders against
   // abort's CAS on the same word (one of the two wins).
   bool try_start() noexcept {
-    int expected = task_not_started;
-    return start_state_.compare_exchange_strong(expected, task_started, std::memory_order_acq_rel);
+    task_start_state expected = task_start_state::not_started;
+    return start_state_.compare_exchange_strong(expected, task_start_state::started,
+                                                std::memory_order_acq_rel);
   }
 
   // The scheduler concept.
@@ -96,7 +100,7 @@ private:
   runtime* rt_;
   serial_queue queue_;
   boost::asio::cancellation_signal abort_signal_;
-  std::atomic<int> start_state_{task_not_started};
+  std::atomic<task_start_state> start_state_{task_start_state::not_started};
   std::atomic<bool> abort_requested_{false};
 };
 
@@ -161,7 +165,7 @@ struct queue_drain {
 // means a drainer is owed, and the responsibility is ours.
 inline void drop_unfinished(header* h) {
   task_sched& s = task_sched::of(h);
-  s.start_state().store(task_dropped, std::memory_order_release);
+  s.start_state().store(task_start_state::dropped, std::memory_order_release);
   if (s.queue().to_strand_mode() != 0) {
     h->state.ref_inc();
     post_strand_drain(h);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <optional>
 
 namespace swarm::detail {
@@ -11,7 +12,7 @@ namespace swarm::detail {
 class driver {
 public:
   // No limit on the handlers a park may run.
-  static constexpr std::size_t no_limit = static_cast<std::size_t>(-1);
+  static constexpr std::size_t no_limit = std::numeric_limits<std::size_t>::max();
 
   virtual ~driver() = default;
   // Blocks until unpark(), an event, or the timeout (empty: no limit). Events it handles

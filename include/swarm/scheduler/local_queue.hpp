@@ -78,7 +78,11 @@ struct steal_result {
   std::uint32_t moved = 0;
 };
 
-template <std::size_t Capacity = 256>
+// Slots of a worker's run queue: Tokio 1.48's LOCAL_QUEUE_CAPACITY
+// (runtime/scheduler/multi_thread/queue.rs).
+inline constexpr std::size_t default_local_queue_capacity = 256;
+
+template <std::size_t Capacity = default_local_queue_capacity>
 class local_queue {
   static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0,
                 "local_queue: Capacity must be a power of two, at least 2");

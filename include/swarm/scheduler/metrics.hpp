@@ -11,20 +11,52 @@
 #include <cstdint>
 #include <thread>
 
+// Every per-worker metric, once: X(counter, report, name). Each worker counts into
+// worker_counters::counter and publishes it to worker_metrics::counter; `report` says how
+// worker_metrics_snapshot shows it as `name`: as_count, the value; as_duration, the value in
+// nanoseconds as a std::chrono::nanoseconds; summed, not per worker (runtime_metrics sums it
+// over the workers).
+#define SWARM_WORKER_METRICS(X)                                                                              \
+  X(park_count, as_count, park_count)                                                                        \
+  X(park_unpark_count, as_count, park_unpark_count)                                                          \
+  X(noop_count, as_count, noop_count)                                                                        \
+  X(steal_count, as_count, steal_count)                                                                      \
+  X(steal_operations, as_count, steal_operations)                                                            \
+  X(poll_count, as_count, poll_count)                                                                        \
+  X(local_schedule_count, as_count, local_schedule_count)                                                    \
+  X(overflow_count, as_count, overflow_count)                                                                \
+  X(busy_duration_ns, as_duration, total_busy_duration)                                                      \
+  X(budget_forced_yield_count, summed, budget_forced_yield_count)                                            \
+  X(mean_poll_time_ns, as_duration, mean_poll_time)
+
+#define SWARM_SNAPSHOT_FIELD_as_count(name) std::uint64_t name = 0;
+#define SWARM_SNAPSHOT_FIELD_as_duration(name) std::chrono::nanoseconds name{0};
+#define SWARM_SNAPSHOT_FIELD_summed(name)
+#define SWARM_SNAPSHOT_FIELD(counter, report, name) SWARM_SNAPSHOT_FIELD_##report(name)
+
+namespace swarm {
+
+// A snapshot view of a scheduler's metrics, as Tokio's RuntimeMetrics.
+struct worker_metrics_snapshot {
+  SWARM_WORKER_METRICS(SWARM_SNAPSHOT_FIELD)
+  std::size_t local_queue_depth = 0;
+};
+
+} // namespace swarm
+
 namespace swarm::detail {
 
+#define SWARM_COUNTER_FIELD(counter, report, name) std::uint64_t counter = 0;
+#define SWARM_PUBLISHED_FIELD(counter, report, name) std::atomic<std::uint64_t> counter{0};
+#define SWARM_PUBLISH(counter, report, name) counter.store(batch.counter, std::memory_order_relaxed);
+#define SWARM_SNAPSHOT_READ_as_count(counter, name) s.name = counter.load(std::memory_order_relaxed);
+#define SWARM_SNAPSHOT_READ_as_duration(counter, name)                                                       \
+  s.name = std::chrono::nanoseconds(counter.load(std::memory_order_relaxed));
+#define SWARM_SNAPSHOT_READ_summed(counter, name)
+#define SWARM_SNAPSHOT_READ(counter, report, name) SWARM_SNAPSHOT_READ_##report(counter, name)
+
 struct worker_counters {
-  std::uint64_t park_count = 0;
-  std::uint64_t park_unpark_count = 0;
-  std::uint64_t noop_count = 0;
-  std::uint64_t steal_count = 0;
-  std::uint64_t steal_operations = 0;
-  std::uint64_t poll_count = 0;
-  std::uint64_t local_schedule_count = 0;
-  std::uint64_t overflow_count = 0;
-  std::uint64_t busy_duration_ns = 0;
-  std::uint64_t budget_forced_yield_count = 0;
-  std::uint64_t mean_poll_time_ns = 0;
+  SWARM_WORKER_METRICS(SWARM_COUNTER_FIELD)
 };
 
 // One per worker, on its own cache lines.
@@ -34,41 +66,47 @@ struct alignas(cache_line) worker_metrics {
   std::uint64_t polls_at_last_park = 0;
 
   // Published copies, read by metrics().
-  std::atomic<std::uint64_t> park_count{0};
-  std::atomic<std::uint64_t> park_unpark_count{0};
-  std::atomic<std::uint64_t> noop_count{0};
-  std::atomic<std::uint64_t> steal_count{0};
-  std::atomic<std::uint64_t> steal_operations{0};
-  std::atomic<std::uint64_t> poll_count{0};
-  std::atomic<std::uint64_t> local_schedule_count{0};
-  std::atomic<std::uint64_t> overflow_count{0};
-  std::atomic<std::uint64_t> busy_duration_ns{0};
-  std::atomic<std::uint64_t> budget_forced_yield_count{0};
-  std::atomic<std::uint64_t> mean_poll_time_ns{0};
+  SWARM_WORKER_METRICS(SWARM_PUBLISHED_FIELD)
   std::atomic<std::size_t> thread_id_hash{0};
 
   // Relaxed: the values are statistics; nothing is ordered by them.
   void submit() noexcept {
-    park_count.store(batch.park_count, std::memory_order_relaxed);
-    park_unpark_count.store(batch.park_unpark_count, std::memory_order_relaxed);
-    noop_count.store(batch.noop_count, std::memory_order_relaxed);
-    steal_count.store(batch.steal_count, std::memory_order_relaxed);
-    steal_operations.store(batch.steal_operations, std::memory_order_relaxed);
-    poll_count.store(batch.poll_count, std::memory_order_relaxed);
-    local_schedule_count.store(batch.local_schedule_count, std::memory_order_relaxed);
-    overflow_count.store(batch.overflow_count, std::memory_order_relaxed);
-    busy_duration_ns.store(batch.busy_duration_ns, std::memory_order_relaxed);
-    budget_forced_yield_count.store(batch.budget_forced_yield_count, std::memory_order_relaxed);
-    mean_poll_time_ns.store(batch.mean_poll_time_ns, std::memory_order_relaxed);
+    SWARM_WORKER_METRICS(SWARM_PUBLISH) // clang-format would join this line to the braces
+  }
+
+  // The published values (local_queue_depth is the queue's to tell).
+  worker_metrics_snapshot snapshot() const noexcept {
+    worker_metrics_snapshot s;
+    SWARM_WORKER_METRICS(SWARM_SNAPSHOT_READ)
+    return s;
   }
 };
 
+#undef SWARM_SNAPSHOT_READ
+#undef SWARM_SNAPSHOT_READ_summed
+#undef SWARM_SNAPSHOT_READ_as_duration
+#undef SWARM_SNAPSHOT_READ_as_count
+#undef SWARM_PUBLISH
+#undef SWARM_PUBLISHED_FIELD
+#undef SWARM_COUNTER_FIELD
+#undef SWARM_SNAPSHOT_FIELD
+#undef SWARM_SNAPSHOT_FIELD_summed
+#undef SWARM_SNAPSHOT_FIELD_as_duration
+#undef SWARM_SNAPSHOT_FIELD_as_count
+#undef SWARM_WORKER_METRICS
+
 // Busy time and the mean poll time of one worker, kept by the thread that drives it: each
 // batch of polls runs between begin() and end(). The mean is an EWMA (weight 0.1 per poll)
-// that starts at 200 µs / 61, so that the first tuned global-queue interval is 61.
+// that starts where the first tuned global-queue interval is the initial one.
 struct poll_timing {
-  // Tokio's: the global-queue interval in ticks is this over the mean poll time (2-127).
+  // Tokio 1.48's self-tuning global-queue interval (runtime/scheduler/multi_thread/stats.rs):
+  // the interval in ticks is the target latency over the mean poll time, clamped to
+  // [min, max] (TARGET_GLOBAL_QUEUE_INTERVAL, MAX_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL),
+  // and starts at TARGET_TASKS_POLLED_PER_GLOBAL_QUEUE_INTERVAL before any measurement.
   static constexpr double target_global_queue_latency_ns = 200'000.0;
+  static constexpr std::uint32_t initial_global_queue_interval = 61;
+  static constexpr std::uint32_t min_global_queue_interval = 2;
+  static constexpr std::uint32_t max_global_queue_interval = 127;
   // Task time a busy worker runs at most, about, before the global queue, then the
   // driver, get a turn: the poll counts of the multi-thread worker's fairness rule are
   // these over the mean poll time (at least 1). io_context runs a post or a completion
@@ -78,7 +116,7 @@ struct poll_timing {
   static constexpr double fair_driver_latency_ns = 100'000.0;
   static constexpr double ewma_weight = 0.1;
 
-  double mean_poll_time_ns = target_global_queue_latency_ns / 61.0;
+  double mean_poll_time_ns = target_global_queue_latency_ns / initial_global_queue_interval;
   std::chrono::steady_clock::time_point batch_start{};
   std::uint64_t polls_in_batch = 0;
 
@@ -97,22 +135,3 @@ SWARM_DECL worker_metrics* current_worker_metrics() noexcept;
 SWARM_DECL void set_current_worker_metrics(worker_metrics* m) noexcept;
 
 } // namespace swarm::detail
-
-namespace swarm {
-
-// A snapshot view of a scheduler's metrics, as Tokio's RuntimeMetrics.
-struct worker_metrics_snapshot {
-  std::uint64_t park_count = 0;
-  std::uint64_t park_unpark_count = 0;
-  std::uint64_t noop_count = 0;
-  std::uint64_t steal_count = 0;
-  std::uint64_t steal_operations = 0;
-  std::uint64_t poll_count = 0;
-  std::uint64_t local_schedule_count = 0;
-  std::uint64_t overflow_count = 0;
-  std::chrono::nanoseconds total_busy_duration{0};
-  std::chrono::nanoseconds mean_poll_time{0};
-  std::size_t local_queue_depth = 0;
-};
-
-} // namespace swarm

@@ -1,6 +1,6 @@
 // The multi-thread work-stealing scheduler (Tokio's multi_thread flavour).
 //
-// Each worker owns a core: a 256-slot local run queue, a LIFO slot for the task woken
+// Each worker owns a core: a local run queue (local_queue<>), a LIFO slot for the task woken
 // last, and its parker. Work from outside the workers goes through the inject queue. Idle
 // workers steal half of a victim's queue; at most half of them search at once; the rest
 // park, one of them in the driver. Shutdown closes the inject queue and the owned-task
@@ -37,8 +37,10 @@ namespace swarm::detail::multi_thread {
 class handle;
 struct core;
 
-// What each task of this scheduler stores: a pointer to the scheduler, which outlives
-// every task (shutdown cancels and releases them all before the handle goes).
+// What each task of this scheduler stores as its scheduler value (task_scheduler): a
+// pointer to the scheduler, which outlives every task (shutdown cancels and releases them
+// all before the handle goes). Asio tasks store detail::task_sched instead, which schedules
+// through the same handle and also holds the task's Asio state.
 struct handle_ref {
   handle* h;
 
@@ -52,7 +54,7 @@ using notified_task = notified<handle_ref>;
 
 // Per worker, visible to all: the stealable end of its run queue and its parker.
 struct alignas(cache_line) remote {
-  local_queue<256> queue;
+  local_queue<> queue;
   std::unique_ptr<parker> unparker;
   // The core, while no thread drives this worker (before start, during a hand-off).
   std::atomic<core*> core_slot{nullptr};
@@ -61,7 +63,7 @@ struct alignas(cache_line) remote {
 
 // How long a thread drives the scheduler (io_context's run / run_one / run_for / poll).
 struct run_limits {
-  std::size_t max_polls = static_cast<std::size_t>(-1); // run_one, poll_one: 1
+  std::size_t max_polls = driver::no_limit;                      // run_one, poll_one: 1
   std::optional<std::chrono::steady_clock::time_point> deadline; // run_for, run_until
   bool block = true;                                               // poll: leave instead of parking
   // Checked when the worker runs out of work, before it parks: true means leave (run()
@@ -160,16 +162,17 @@ public:
 
   // Whether the calling thread is one of this scheduler's workers.
   SWARM_DECL bool is_current_worker() const noexcept;
-  // The index of the worker the calling thread drives, or size_t(-1).
-  SWARM_DECL std::size_t current_worker_index() const noexcept;
+  // The index of the worker the calling thread drives, if any.
+  SWARM_DECL std::optional<std::size_t> current_worker_index() const noexcept;
 
 private:
   friend struct handle_ref;
   friend struct worker_loop;
 
   void push_remote_task(notified_task n);
-  void notify_parked_local();
-  void notify_parked_remote();
+  // Wakes a parked worker to look for work, unless one is searching already (Tokio's
+  // notify_parked_local and notify_parked_remote, which do the same here).
+  void notify_parked();
   void notify_all();
   bool notify_if_work_pending();
   void close();

@@ -21,6 +21,9 @@ enum class unhandled_exception_policy {
 };
 
 struct scheduler_options {
+  // Tokio 1.48's default event_interval (runtime/builder.rs, EVENT_INTERVAL).
+  static constexpr std::uint32_t default_event_interval = 61;
+
   // Number of workers; 0 is refused. Defaults to the hardware concurrency.
   std::size_t worker_threads = std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1;
   // Name of every thread the runtime starts (Linux keeps the first 15 characters).
@@ -41,9 +44,9 @@ struct scheduler_options {
   // Ticks between maintenance passes, which poll the I/O driver without sleeping. (The
   // multi-thread worker also makes one after about 100 µs of task time when polls are
   // long, counting every poll; see doc/design.md, fairness.)
-  std::uint32_t event_interval = 61;
+  std::uint32_t event_interval = default_event_interval;
   // Ticks between checks of the global queue before the local one; empty means
-  // self-tuning from the mean poll time (starting at 61; the multi-thread worker then also
+  // self-tuning from the mean poll time (see poll_timing; the multi-thread worker then also
   // checks after about 50 µs of task time when polls are long). Must be > 0 when set.
   std::optional<std::uint32_t> global_queue_interval;
   // Every local schedule goes to the back of the queue, where other workers can steal it.

@@ -7,6 +7,7 @@
 #include <swarm/task/core.hpp>
 #include <swarm/task/hooks.hpp>
 #include <swarm/task/owned_tasks.hpp>
+#include <swarm/task/swallowed_exception.hpp>
 #include <swarm/task/task.hpp>
 
 #include <new>
@@ -30,6 +31,8 @@ inline void call_task_hook(const task_hook& hook, const task_meta& meta) noexcep
     try {
       hook(meta);
     } catch (...) {
+      // A hook must not fail the task or the worker around it.
+      count_swallowed_exception();
     }
   }
 }

@@ -11,6 +11,7 @@
 #include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/join_error.hpp>
+#include <swarm/task/swallowed_exception.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -249,10 +250,12 @@ struct cell {
       try {
         ::new (p + layout::stage_offset) stage<F>(std::move(f));
       } catch (...) {
+        // Undo what was built, then the caller sees the exception (nothing spawned).
         scheduler(h).~S();
         throw;
       }
     } catch (...) {
+      // As above: free the cell, the caller sees the exception.
       h->~header();
       deallocate_cell(mem, layout::size, layout::alignment);
       throw;
@@ -273,6 +276,7 @@ struct cell {
       try {
         stage_of(h).drop();
       } catch (...) {
+        count_swallowed_exception();
       }
       stage_of(h).~stage<F>();
       trailer_of(h).~trailer();

@@ -97,6 +97,7 @@ public:
       try {
         cell_type::stage_of(h).drop();
       } catch (...) {
+        count_swallowed_exception(); // as Tokio ignores a panic while dropping the output
       }
     }
     if (t.drop_waker) {
@@ -171,6 +172,7 @@ private:
         // into a panic, as it would in Tokio.
         st.drop();
       } catch (...) {
+        // The poll threw (Tokio's panic): the join handle reports it, the policy sees it.
         std::exception_ptr e = std::current_exception();
         drop_after_panic(st);
         discard(out);
@@ -194,6 +196,7 @@ private:
         st.drop();
         out.emplace(join_error::cancelled(id));
       } catch (...) {
+        // Cancelling threw: the join handle reports a panic instead of the cancellation.
         out.emplace(join_error::panic(id, std::current_exception()));
       }
     }
@@ -211,12 +214,15 @@ private:
       try {
         cell_type::stage_of(h).drop();
       } catch (...) {
+        count_swallowed_exception(); // as Tokio ignores a panic while dropping the output
       }
     } else if (s.is_join_waker_set()) {
       // complete and join_waker both set: the runtime may read the slot.
       try {
         tr.join_waker.wake_by_ref();
       } catch (...) {
+        // A waker that throws must not stop the task from terminating and being released.
+        count_swallowed_exception();
       }
       // Hand the slot back. If the handle went meanwhile, the slot is ours to clear.
       if (!h->state.unset_waker_after_complete().is_join_interested())
@@ -226,6 +232,7 @@ private:
       try {
         (*tr.on_terminate)(task_meta{id, cell_type::identity(h).location});
       } catch (...) {
+        count_swallowed_exception(); // hooks.hpp: a hook's exception is swallowed
       }
     }
     // The owner list hands back its reference, if it still held it.
@@ -243,6 +250,8 @@ private:
       try {
         st.drop();
       } catch (...) {
+        // The first exception is the one reported (Tokio aborts on a double panic).
+        count_swallowed_exception();
       }
     }
   }
@@ -251,6 +260,8 @@ private:
     try {
       out.reset();
     } catch (...) {
+      // The first exception is the one reported (Tokio aborts on a double panic).
+      count_swallowed_exception();
     }
   }
 
