@@ -9,7 +9,7 @@ thread_local budget current_budget;
 budget& current() noexcept { return current_budget; }
 
 void note_forced_yield() noexcept {
-  if (worker_metrics* m = current_worker_metrics())
+  if (worker_stats* m = current_worker_metrics())
     ++m->batch.budget_forced_yield_count;
 }
 

@@ -83,7 +83,7 @@ struct context {
 };
 
 thread_local context* current_context = nullptr;
-thread_local worker_metrics* current_metrics = nullptr;
+thread_local worker_stats* current_metrics = nullptr;
 // Whether this thread is one of the threads launch() started (or one that took a worker
 // over from such a thread in block_in_place): it stays until shutdown.
 thread_local bool in_owned_thread = false;
@@ -99,8 +99,8 @@ std::uint64_t seed_counter() noexcept {
 
 namespace swarm::detail {
 
-worker_metrics* current_worker_metrics() noexcept { return multi_thread::current_metrics; }
-void set_current_worker_metrics(worker_metrics* m) noexcept { multi_thread::current_metrics = m; }
+worker_stats* current_worker_metrics() noexcept { return multi_thread::current_metrics; }
+void set_current_worker_metrics(worker_stats* m) noexcept { multi_thread::current_metrics = m; }
 
 } // namespace swarm::detail
 
@@ -448,7 +448,7 @@ struct worker_loop {
           c->is_searching = !h.idle_.unpark_worker_by_id(cx.index);
           break;
         }
-        worker_metrics& m = own().metrics;
+        worker_stats& m = own().metrics;
         ++m.batch.park_count;
         ++m.batch.park_unpark_count;
         if (m.batch.poll_count == m.polls_at_last_park)
@@ -721,7 +721,7 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   } drv_scope(driver_.drv);
   context cx{this, index, nullptr, {}, &limits, 0, nullptr};
   context* prev = std::exchange(current_context, &cx);
-  detail::worker_metrics* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
+  detail::worker_stats* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
   std::exception_ptr* prev_sink = std::exchange(job_exception_sink(), &cx.error);
   worker_loop w{*this, cx};
   c = w.run(c);

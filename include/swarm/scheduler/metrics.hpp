@@ -12,7 +12,7 @@
 #include <thread>
 
 // Every per-worker metric, once: X(counter, report, name). Each worker counts into
-// worker_counters::counter and publishes it to worker_metrics::counter; `report` says how
+// worker_counters::counter and publishes it to worker_stats::counter; `report` says how
 // worker_metrics_snapshot shows it as `name`: as_count, the value; as_duration, the value in
 // nanoseconds as a std::chrono::nanoseconds; summed, not per worker (runtime_metrics sums it
 // over the workers).
@@ -59,8 +59,9 @@ struct worker_counters {
   SWARM_WORKER_METRICS(SWARM_COUNTER_FIELD)
 };
 
-// One per worker, on its own cache lines.
-struct alignas(cache_line) worker_metrics {
+// One per worker, on its own cache lines: the counters the worker writes and their
+// published copies (handle::worker_metrics(i) reads these into a worker_metrics_snapshot).
+struct alignas(cache_line) worker_stats {
   // Written only by the thread that drives the worker.
   worker_counters batch;
   std::uint64_t polls_at_last_park = 0;
@@ -131,7 +132,7 @@ struct poll_timing {
 
 // The metrics of the worker this thread drives, if any (for counters bumped from deep
 // inside a poll, such as forced yields).
-SWARM_DECL worker_metrics* current_worker_metrics() noexcept;
-SWARM_DECL void set_current_worker_metrics(worker_metrics* m) noexcept;
+SWARM_DECL worker_stats* current_worker_metrics() noexcept;
+SWARM_DECL void set_current_worker_metrics(worker_stats* m) noexcept;
 
 } // namespace swarm::detail

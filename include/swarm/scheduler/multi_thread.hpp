@@ -58,7 +58,7 @@ struct alignas(cache_line) remote {
   std::unique_ptr<parker> unparker;
   // The core, while no thread drives this worker (before start, during a hand-off).
   std::atomic<core*> core_slot{nullptr};
-  worker_metrics metrics;
+  worker_stats metrics;
 };
 
 // How long a thread drives the scheduler (io_context's run / run_one / run_for / poll).
