@@ -4,8 +4,8 @@
 #pragma once
 
 #include <swarm/asio/boost_shim.hpp>
+#include <swarm/asio/completion_delivery.hpp>
 #include <swarm/asio/exclusive_use.hpp>
-#include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/asio/task_executor.hpp>
 #include <swarm/detail/config.hpp>
@@ -53,20 +53,6 @@ struct join_handle_access {
 // terminal cancellation on co_spawn's slot from inside the task. Idempotent.
 SWARM_DECL void abort_asio_task(header* h);
 
-// What a task of T stores (unit for void) and the signature of its join completion.
-template <class T>
-using stored_t = std::conditional_t<std::is_void_v<T>, unit, T>;
-template <class T>
-struct join_signature_of {
-  using type = void(std::exception_ptr, T);
-};
-template <>
-struct join_signature_of<void> {
-  using type = void(std::exception_ptr);
-};
-template <class T>
-using join_signature = typename join_signature_of<T>::type;
-
 // Turns what a task produced into the (exception, value) pair of a join completion.
 template <class V>
 std::pair<std::exception_ptr, V> join_result(task_id id, outcome<task_output<V>>&& o) {
@@ -81,13 +67,15 @@ std::pair<std::exception_ptr, V> join_result(task_id id, outcome<task_output<V>>
 }
 
 // The state behind a join handle's waits, created at the first wait. It owns the raw join
-// handle from then on; the handle, registered wakers and queued deliveries hold references.
+// handle from then on; the handle, registered wakers, deliveries on their way and
+// cancellation handlers hold references (completion_delivery.hpp).
 template <class T>
-class join_waiter {
+class join_waiter : public shared_completion_state<join_waiter<T>> {
   using V = stored_t<T>;
+  friend class shared_completion_state<join_waiter>;
 
 public:
-  using handler_type = boost::asio::any_completion_handler<join_signature<T>>;
+  using handler_type = join_handler<T>;
 
   join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw)
       : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
@@ -100,13 +88,6 @@ public:
 
   raw_join_handle<task_output<V>>& raw() noexcept { return raw_; }
   task_id id() const noexcept { return id_; }
-
-  void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void unref() noexcept {
-    // acq_rel: the last owner sees every other owner's writes before deleting.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      delete this;
-  }
 
   // A new wait. An earlier wait still pending, or whose value is on its way but not yet
   // handed over, completes with operation_aborted and the value stays for this one.
@@ -132,10 +113,8 @@ public:
     pending_.emplace(std::move(h));
     pending_gen_ = gen;
     hold_work_locked();
-    if (slot.is_connected()) {
-      ref();
-      slot.template emplace<cancel_wait>(this, gen);
-    }
+    if (slot.is_connected())
+      slot.template emplace<cancel_wait>(counted_ref<join_waiter>::share(this), gen);
     if (!stash_)
       read_outcome(); // registers the join waker if not ready yet
     const bool send = prepare_delivery();
@@ -167,11 +146,9 @@ private:
   // Installed in a wait's cancellation slot: cancels that wait only; the task runs on and
   // its value stays for the next wait.
   struct cancel_wait {
-    join_waiter* w;
+    counted_ref<join_waiter> w;
     std::uint64_t gen;
-    cancel_wait(join_waiter* ww, std::uint64_t g) noexcept : w(ww), gen(g) {}
-    cancel_wait(const cancel_wait&) = delete;
-    ~cancel_wait() { w->unref(); }
+    cancel_wait(counted_ref<join_waiter> ww, std::uint64_t g) noexcept : w(std::move(ww)), gen(g) {}
     void operator()(boost::asio::cancellation_type) {
       std::unique_lock lock(w->mutex_);
       if (w->pending_ && w->pending_gen_ == gen) {
@@ -232,44 +209,29 @@ private:
     pending_.reset();
     inflight_gen_ = pending_gen_;
     inflight_cancelled_ = false;
-    ref();
+    this->ref(); // the delivery's, see decide_fn
     return true;
   }
 
   // Not under mutex_: a runtime that is shutting down drops the job inline, and the
-  // dropped job goes on too. The job hops to the in-flight handler's executor, where
-  // decide() runs: a wait must always complete.
+  // dropped job goes on too. The job hops to the in-flight handler's executor (never from
+  // the initiating call or a waker, where the handler could run inline), where decide()
+  // runs: a wait must always complete.
   void send_delivery() {
-    rt_->post_job(must_run_job([w = this] { w->dispatch_decide(); }), false);
+    rt_->post_job(delivery_job(decide_fn{counted_ref<join_waiter>::adopt(this)}), false);
   }
 
-  // The hop itself, from a runtime job (never from the initiating call or a waker, where
-  // the handler could run inline). Holds the reference taken by prepare_delivery.
-  void dispatch_decide() {
-    boost::asio::any_completion_executor ex;
-    {
-      std::lock_guard lock(mutex_);
-      ex = boost::asio::get_associated_executor(*inflight_handler_, rt_->get_executor());
-    }
-    boost::asio::dispatch(ex, decide_fn{this});
-  }
-
-  // On the handler's executor. Holds the reference taken by prepare_delivery.
+  // The step of a delivery: holds the reference taken by prepare_delivery. Dropped unrun,
+  // the handler is destroyed with the waiter.
   struct decide_fn {
-    join_waiter* w;
-    explicit decide_fn(join_waiter* ww) noexcept : w(ww) {}
-    decide_fn(decide_fn&& o) noexcept : w(std::exchange(o.w, nullptr)) {}
-    decide_fn& operator=(decide_fn&&) = delete;
-    ~decide_fn() {
-      if (w)
-        w->unref(); // dropped unrun: the handler is destroyed with the waiter
+    counted_ref<join_waiter> w;
+    boost::asio::any_completion_executor executor() const {
+      std::lock_guard lock(w->mutex_);
+      return handler_executor(*w->inflight_handler_, w->rt_);
     }
     void operator()() {
-      struct release {
-        join_waiter* w;
-        ~release() { w->unref(); } // also when the handler throws
-      } r{std::exchange(w, nullptr)};
-      r.w->decide();
+      counted_ref<join_waiter> r = std::move(w); // given back also when the handler throws
+      r->decide();
     }
   };
 
@@ -293,21 +255,12 @@ private:
     // The job running us is work until the handler returns.
     if (release)
       rt_->work_finished();
-    // We are on the handler's executor: the slot can be cleared safely here.
-    boost::asio::get_associated_cancellation_slot(h).clear();
     if (value)
-      invoke(std::move(h), std::move(value->first), std::move(value->second));
+      invoke_join_handler<T>(std::move(h), std::move(value->first), std::move(value->second));
     else
-      invoke(std::move(h),
-             std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)),
-             V{});
-  }
-
-  static void invoke(handler_type h, std::exception_ptr e, V v) {
-    if constexpr (std::is_void_v<T>)
-      std::move(h)(std::move(e));
-    else
-      std::move(h)(std::move(e), std::move(v));
+      invoke_join_handler<T>(
+          std::move(h),
+          std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)), V{});
   }
 
   // The join waker fired: the task completed, on this thread (its harness is on the
@@ -315,25 +268,25 @@ private:
   // coroutine awaiting the handle) gets its delivery queued on that task at once, as Tokio's
   // join waker wakes the awaiting task: one scheduling of the awaiter, no runtime job. Any
   // other handler gets a must-run job that hops to its executor.
-  void on_join_wake() {
+  void on_wake() {
     std::unique_lock lock(mutex_);
     read_outcome();
     if (!prepare_delivery())
       return;
     // Keeps the awaiting task's cell alive until the delivery is queued on it.
-    boost::asio::any_completion_executor ex =
-        boost::asio::get_associated_executor(*inflight_handler_, rt_->get_executor());
+    boost::asio::any_completion_executor ex = handler_executor(*inflight_handler_, rt_);
     lock.unlock();
     const task_executor* awaiter = ex.template target<task_executor>();
     if (awaiter && &awaiter->get_runtime() == rt_)
-      submit_to_task(awaiter->task_header(), serial_op_impl<decide_fn>::create(decide_fn{this}));
+      submit_to_task(awaiter->task_header(),
+                     serial_op_impl<decide_fn>::create(decide_fn{counted_ref<join_waiter>::adopt(this)}));
     else
       send_delivery();
   }
 
   // Polls the raw handle with a borrowed join waker (the harness clones it to keep it).
   maybe<outcome<task_output<V>>> poll_raw() {
-    waker w(this, &vtable);
+    waker w = this->borrowed_waker();
     struct forget {
       waker& w;
       ~forget() { w.forget(); }
@@ -345,60 +298,13 @@ private:
   // executor, where its slot is cleared and it is invoked. Never inline in the initiating
   // call or in an emitter.
   void post_exception(handler_type h, std::exception_ptr e) {
-    rt_->post_job(delivery{rt_, std::move(h), std::move(e)}, false);
+    post_error_completion<T>(rt_, std::move(h), std::move(e));
   }
   void post_error(handler_type h, boost::system::error_code ec) {
     post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
   }
 
-  // A queued completion. Run or not (a runtime shut down drops unrun jobs), it delivers:
-  // a wait must always complete, or a use_future waiter would see a broken promise.
-  struct delivery {
-    runtime* rt;
-    std::optional<handler_type> h;
-    std::exception_ptr e;
-    delivery(runtime* r, handler_type hh, std::exception_ptr ee)
-        : rt(r), h(std::move(hh)), e(std::move(ee)) {}
-    delivery(delivery&& o) noexcept : rt(o.rt), h(std::move(o.h)), e(std::move(o.e)) {
-      o.h.reset(); // the moved-from delivery must not deliver
-    }
-    ~delivery() {
-      if (h) {
-        try {
-          run();
-        } catch (...) {
-          // Dropped unrun (a runtime shutting down): a destructor has no caller to tell.
-          detail::count_swallowed_exception();
-        }
-      }
-    }
-    void operator()() { run(); }
-    void run() {
-      handler_type hh = std::move(*h);
-      h.reset();
-      auto ex = boost::asio::get_associated_executor(hh, rt->get_executor());
-      boost::asio::dispatch(ex, [hh = std::move(hh), e = std::move(e)]() mutable {
-        boost::asio::get_associated_cancellation_slot(hh).clear();
-        invoke(std::move(hh), std::move(e), V{});
-      });
-    }
-  };
-
-  // The join waker: one reference per clone.
-  static void* w_clone(void* p) noexcept {
-    static_cast<join_waiter*>(p)->ref();
-    return p;
-  }
-  static void w_wake(void* p) {
-    w_wake_by_ref(p);
-    static_cast<join_waiter*>(p)->unref();
-  }
-  static void w_wake_by_ref(void* p) { static_cast<join_waiter*>(p)->on_join_wake(); }
-  static void w_drop(void* p) noexcept { static_cast<join_waiter*>(p)->unref(); }
-  static constexpr waker_vtable vtable{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};
-
   runtime* rt_;
-  std::atomic<std::size_t> refs_{1};
   std::mutex mutex_;
   // All under mutex_.
   raw_join_handle<task_output<V>> raw_;

@@ -42,7 +42,7 @@
 #pragma once
 
 #include <swarm/abort_handle.hpp>
-#include <swarm/asio/must_run_job.hpp>
+#include <swarm/asio/completion_delivery.hpp>
 #include <swarm/asio/task.hpp>
 #include <swarm/join_handle.hpp>
 #include <swarm/runtime.hpp>
@@ -84,53 +84,38 @@ inline std::exception_ptr join_set_aborted_error() {
   return std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted));
 }
 
-// Queued as a runtime job that runs even when dropped (must_run_job): dispatches `step`
-// to its executor, so a wait always completes.
-template <class Step>
-auto dispatch_job(Step step) {
-  return must_run_job([s = std::move(step)]() mutable {
-    auto ex = s.executor();
-    boost::asio::dispatch(ex, std::move(s));
-  });
-}
-
 // The state shared by a join_set, its entries, their wakers, queued deliveries and the
 // cancellation handlers installed in waits' slots. Every member marked "under mutex_" is
 // only touched with mutex_ held; mutex_ is a leaf lock: nothing that can call back into the
 // set (task aborts, wakers, runtime posts, handlers, destructors of user types) runs under
 // it.
 template <class T>
-class join_set_state {
+class join_set_state : public shared_completion_state<join_set_state<T>> {
 public:
   using V = stored_t<T>;
   using output = task_output<V>;
   using raw_handle = raw_join_handle<output>;
-  using handler_type = boost::asio::any_completion_handler<join_signature<T>>;
+  using handler_type = join_handler<T>;
 
-  // One task of the set. References: one for whoever holds the entry (a list of the set,
-  // or the delivery it was picked for), one per join waker clone registered in the task.
-  struct entry {
-    join_set_state* set; // counted reference, released when the entry goes
-    raw_handle raw;      // owned by the entry's holder; emptied before the last release
+  // One task of the set. References (completion_delivery.hpp): one for whoever holds the
+  // entry (a list of the set, or the delivery it was picked for), one per join waker clone
+  // registered in the task. The last one deletes the entry (raw is empty by then, or its
+  // task never had our waker), then gives back the entry's reference to the set.
+  struct entry : shared_completion_state<entry> {
+    counted_ref<join_set_state> set; // declared first: released after raw
+    raw_handle raw;                  // owned by the entry's holder; emptied before the last release
     entry* prev = nullptr;
     entry* next = nullptr;
     enum class where : unsigned char { none, idle, ready } list = where::none; // under set->mutex_
-    std::atomic<std::size_t> refs{1};
 
-    entry(join_set_state* s, raw_handle r) noexcept : set(s), raw(std::move(r)) { set->ref(); }
-    void ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
-    void unref() noexcept {
-      // acq_rel: the last owner sees every other owner's writes before deleting.
-      if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        join_set_state* s = set;
-        delete this; // raw is empty by now, or its task never had our waker
-        s->unref();
-      }
-    }
+    entry(join_set_state* s, raw_handle r) noexcept
+        : set(counted_ref<join_set_state>::share(s)), raw(std::move(r)) {}
+    // The join waker fired.
+    void on_wake() { wake_entry(this); }
     // Lets the task go (it keeps running unless aborted) and gives up the holder's reference.
     void detach() noexcept {
       raw.reset();
-      unref();
+      this->unref();
     }
   };
 
@@ -139,12 +124,6 @@ public:
   join_set_state& operator=(const join_set_state&) = delete;
 
   runtime* rt() const noexcept { return rt_; }
-
-  void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void unref() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      delete this;
-  }
 
   // ---- The owner's operations ----
 
@@ -160,7 +139,7 @@ public:
     // Outside the lock: if the task already completed, set_join_waker wakes inline. Once
     // registered, the waker may fire on any thread; the entry is in the idle list by then.
     // The abort handle keeps the task cell alive across the call.
-    waker w(e, &entry_waker);
+    waker w = e->borrowed_waker();
     e->raw.set_join_waker(w);
     w.forget(); // borrowed: the task took a clone
     e->unref();
@@ -172,10 +151,8 @@ public:
     // Installed before the wait becomes visible to completers, as Asio's own operations do;
     // a cancellation for a wait that is no longer current is ignored.
     boost::asio::cancellation_slot slot = boost::asio::get_associated_cancellation_slot(h);
-    if (slot.is_connected()) {
-      ref();
-      slot.template emplace<cancel_join>(this, gen);
-    }
+    if (slot.is_connected())
+      slot.template emplace<cancel_join>(counted_ref<join_set_state>::share(this), gen);
     std::optional<handler_type> superseded;
     std::optional<delivery> picked;
     bool empty = false;
@@ -289,67 +266,31 @@ private:
     }
   };
 
-  // Invokes a handler on its own executor with (e, v), first clearing its cancellation slot
-  // (our cancel_join), which is safe there: that executor is where the emitter runs.
-  static void invoke(handler_type h, std::exception_ptr e, V v) {
-    boost::asio::get_associated_cancellation_slot(h).clear();
-    if constexpr (std::is_void_v<T>)
-      std::move(h)(std::move(e));
-    else
-      std::move(h)(std::move(e), std::move(v));
-  }
-
-  // A completion with no task result: an error (empty set, superseded or cancelled wait).
-  struct completion {
-    runtime* rt;
-    std::optional<handler_type> h;
-    std::exception_ptr e;
-
-    completion(runtime* r, handler_type hh, std::exception_ptr ee) : rt(r), h(std::move(hh)), e(std::move(ee)) {}
-    completion(completion&& o) noexcept : rt(o.rt), h(std::move(o.h)), e(std::move(o.e)) { o.h.reset(); }
-    completion& operator=(completion&&) = delete;
-
-    // As an Asio I/O object's: a handler with no executor of its own runs on the runtime's.
-    auto executor() const { return boost::asio::get_associated_executor(*h, rt->get_executor()); }
-    void operator()() {
-      handler_type hh = std::move(*h);
-      h.reset();
-      invoke(std::move(hh), std::move(e), V{});
-    }
-  };
-
   // A ready entry picked for a wait. Runs on the handler's executor, where it decides: if
   // the wait is still current and was not cancelled meanwhile, the handler receives the
   // entry's result; otherwise the entry goes back to the front of the ready list and the
   // handler receives operation_aborted. Destroyed without running (its executor dropped
   // it), it puts the entry back.
   struct delivery {
-    join_set_state* s; // counted
-    entry* e;          // the list's reference, moved here
-    std::optional<handler_type> h;
+    counted_ref<join_set_state> s;
+    entry* e; // the list's reference, moved here
+    handler_type h;
     std::uint64_t gen;
 
     delivery(join_set_state* st, entry* en, handler_type hh, std::uint64_t g) noexcept
-        : s(st), e(en), h(std::move(hh)), gen(g) {
-      s->ref();
-    }
+        : s(counted_ref<join_set_state>::share(st)), e(en), h(std::move(hh)), gen(g) {}
     delivery(delivery&& o) noexcept
-        : s(std::exchange(o.s, nullptr)), e(std::exchange(o.e, nullptr)), h(std::move(o.h)), gen(o.gen) {
-      o.h.reset();
-    }
+        : s(std::move(o.s)), e(std::exchange(o.e, nullptr)), h(std::move(o.h)), gen(o.gen) {}
     delivery& operator=(delivery&&) = delete;
     ~delivery() {
       if (e)
         s->give_back(std::exchange(e, nullptr));
-      if (s)
-        s->unref();
     }
 
-    auto executor() const { return boost::asio::get_associated_executor(*h, s->rt()->get_executor()); }
+    auto executor() const { return handler_executor(h, s->rt()); }
 
     void operator()() {
-      handler_type hh = std::move(*h);
-      h.reset();
+      handler_type hh = std::move(h);
       entry* en = std::exchange(e, nullptr);
       bool revoked = false;
       bool closed = false;
@@ -366,33 +307,32 @@ private:
       if (!revoked) {
         // complete is set (the waker only moves finished tasks to the ready list): the
         // poll returns the outcome and registers nothing.
-        waker w(en, &entry_waker);
+        waker w = en->borrowed_waker();
         std::optional<outcome<output>> out = en->raw.poll(w);
         w.forget();
         task_id id = en->raw.id();
         en->detach();
         std::pair<std::exception_ptr, V> r =
             out ? join_result<V>(id, std::move(*out))
-                : std::pair<std::exception_ptr, V>(
-                      std::make_exception_ptr(std::logic_error("swarm::join_set: a ready task had no output")), V{});
-        invoke(std::move(hh), std::move(r.first), std::move(r.second));
+                : std::pair<std::exception_ptr, V>(std::make_exception_ptr(std::logic_error(
+                                                       "swarm::join_set: a ready task had no output")),
+                                                   V{});
+        invoke_join_handler<T>(std::move(hh), std::move(r.first), std::move(r.second));
         return;
       }
       if (closed)
         en->detach();
       if (next)
         s->post_delivery(std::move(*next));
-      invoke(std::move(hh), join_set_aborted_error(), V{});
+      invoke_join_handler<T>(std::move(hh), join_set_aborted_error(), V{});
     }
   };
 
   // Installed in a pending wait's cancellation slot. Holds a reference to the state.
   struct cancel_join {
-    join_set_state* s;
+    counted_ref<join_set_state> s;
     std::uint64_t gen;
-    cancel_join(join_set_state* st, std::uint64_t g) noexcept : s(st), gen(g) {}
-    cancel_join(const cancel_join&) = delete;
-    ~cancel_join() { s->unref(); }
+    cancel_join(counted_ref<join_set_state> st, std::uint64_t g) noexcept : s(std::move(st)), gen(g) {}
     void operator()(boost::asio::cancellation_type type) {
       if (type == boost::asio::cancellation_type::none)
         return;
@@ -459,14 +399,14 @@ private:
   }
 
   void post_completion(handler_type h, std::exception_ptr e) {
-    rt_->post_job(dispatch_job(completion(rt_, std::move(h), std::move(e))), false);
+    post_error_completion<T>(rt_, std::move(h), std::move(e));
   }
-  void post_delivery(delivery d) { rt_->post_job(dispatch_job(std::move(d)), false); }
+  void post_delivery(delivery d) { rt_->post_job(delivery_job(std::move(d)), false); }
 
   // The join waker of an entry. Runs on the thread that completes the task (any worker, a
   // blocking thread, shutdown), or inline in add() if the task was already complete.
   static void wake_entry(entry* e) {
-    join_set_state* s = e->set;
+    join_set_state* s = e->set.get();
     std::optional<delivery> picked;
     {
       std::lock_guard lock(s->mutex_);
@@ -483,33 +423,16 @@ private:
       s->post_delivery(std::move(*picked));
   }
 
-  static void* w_clone(void* p) noexcept {
-    static_cast<entry*>(p)->ref();
-    return p;
-  }
-  static void w_wake(void* p) {
-    auto* e = static_cast<entry*>(p);
-    struct release {
-      entry* e;
-      ~release() { e->unref(); }
-    } guard{e};
-    wake_entry(e);
-  }
-  static void w_wake_by_ref(void* p) { wake_entry(static_cast<entry*>(p)); }
-  static void w_drop(void* p) noexcept { static_cast<entry*>(p)->unref(); }
-  static constexpr waker_vtable entry_waker{&w_clone, &w_wake, &w_wake_by_ref, &w_drop};
-
   runtime* const rt_;
-  std::atomic<std::size_t> refs_{1}; // the set's own
   mutable std::mutex mutex_;
-  entry_list idle_;                    // under mutex_: tasks not finished yet
-  entry_list ready_;                   // under mutex_: finished, in completion order
-  std::size_t count_ = 0;              // under mutex_: idle + ready + a delivery in flight
+  entry_list idle_;                     // under mutex_: tasks not finished yet
+  entry_list ready_;                    // under mutex_: finished, in completion order
+  std::size_t count_ = 0;               // under mutex_: idle + ready + a delivery in flight
   std::optional<handler_type> pending_; // under mutex_
-  std::uint64_t active_gen_ = 0;       // under mutex_: the latest wait
-  bool active_cancelled_ = false;      // under mutex_: the latest wait was cancelled
-  bool closed_ = false;                // under mutex_: the set was destroyed
-  std::uint64_t owner_gen_ = 0;        // the owner's only
+  std::uint64_t active_gen_ = 0;        // under mutex_: the latest wait
+  bool active_cancelled_ = false;       // under mutex_: the latest wait was cancelled
+  bool closed_ = false;                 // under mutex_: the set was destroyed
+  std::uint64_t owner_gen_ = 0;         // the owner's only
 };
 
 } // namespace detail
@@ -518,8 +441,9 @@ private:
 // waits, abort_all, moves and destruction from one thread at a time.
 template <class T>
 class join_set {
-  static_assert(std::is_void_v<T> || (std::is_default_constructible_v<T> && std::is_move_constructible_v<T>),
-                "swarm::join_set<T> needs T default-constructible and movable (as co_spawn's void(exception_ptr, T))");
+  static_assert(
+      std::is_void_v<T> || (std::is_default_constructible_v<T> && std::is_move_constructible_v<T>),
+      "swarm::join_set<T> needs T default-constructible and movable (as co_spawn's void(exception_ptr, T))");
   using state_type = detail::join_set_state<T>;
 
 public:
@@ -551,7 +475,8 @@ public:
 
   // Spawns the coroutine `c` as swarm::spawn does; the task joins the set.
   template <class Executor>
-  abort_handle spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+  abort_handle spawn(const Executor& ex, coro<T> c,
+                     std::source_location loc = std::source_location::current()) {
     state_type& s = state_for(ex);
     return s.add(swarm::spawn(ex, std::move(c), loc).release_raw());
   }
@@ -559,9 +484,9 @@ public:
   // Spawns `f` as swarm::spawn does (f() returning awaitable<T> or coro<T>, or a callable
   // returning T).
   template <class Executor, class F>
-    requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-             std::is_invocable_v<std::decay_t<F>&>)
-  abort_handle spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+           std::is_invocable_v<std::decay_t<F>&>) abort_handle
+      spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
     using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), loc));
     static_assert(std::is_same_v<typename handle_type::value_type, T>,
                   "swarm::join_set<T>::spawn: the task must produce a T");
@@ -571,7 +496,8 @@ public:
 
   // Runs `f` on the blocking pool, as swarm::spawn_blocking does; the task joins the set.
   template <class Executor, class F>
-  abort_handle spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  abort_handle spawn_blocking(const Executor& ex, F&& f,
+                              std::source_location loc = std::source_location::current()) {
     static_assert(std::is_same_v<std::invoke_result_t<std::decay_t<F>&>, T>,
                   "swarm::join_set<T>::spawn_blocking: the function must return a T");
     state_type& s = state_for(ex);

@@ -6,7 +6,6 @@
 
 #include <swarm/task/swallowed_exception.hpp>
 
-#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -16,12 +15,11 @@ template <class Fn>
 class must_run_job {
 public:
   explicit must_run_job(Fn fn) : fn_(std::move(fn)) {}
-  must_run_job(must_run_job&& o) noexcept(std::is_nothrow_move_constructible_v<Fn>) : fn_(std::move(o.fn_)) {
-    o.fn_.reset(); // the moved-from job must not run
-  }
+  must_run_job(must_run_job&& o) noexcept(std::is_nothrow_move_constructible_v<Fn>)
+      : fn_(std::move(o.fn_)), armed_(std::exchange(o.armed_, false)) {} // the moved-from job must not run
   must_run_job& operator=(must_run_job&&) = delete;
   ~must_run_job() {
-    if (fn_) {
+    if (armed_) {
       try {
         run();
       } catch (...) {
@@ -35,12 +33,13 @@ public:
 
 private:
   void run() {
-    Fn fn = std::move(*fn_);
-    fn_.reset();
+    armed_ = false;
+    Fn fn = std::move(fn_);
     std::move(fn)();
   }
 
-  std::optional<Fn> fn_;
+  Fn fn_; // moved from once run: Fn's moved-from state must be safe to destroy
+  bool armed_ = true;
 };
 
 } // namespace swarm::detail
