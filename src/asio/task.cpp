@@ -1,6 +1,4 @@
 #include <swarm/asio/task.hpp>
-#include <swarm/join_handle.hpp>
-#include <swarm/spawn.hpp>
 
 #include <boost/asio/cancellation_type.hpp>
 
