@@ -72,8 +72,7 @@ runtime::runtime(runtime_options options) : runtime(resolved(std::move(options))
 
 runtime::runtime(runtime_options options, resolved_tag)
     : flavor_(options.flavor), driver_(*this, hint_for(options)),
-      scheduler_(std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_)),
-      work_(scheduler_->num_workers()) {
+      core_(*this, std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_), &on_out_of_work) {
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
 }
 
@@ -86,30 +85,17 @@ runtime::~runtime() {
   // shut down. Then the services destroy their pending operations; handlers that post
   // themselves while being destroyed (awaitable frames) meet a closed scheduler and are
   // destroyed on the spot.
-  scheduler_->shutdown();
+  core_.scheduler().shutdown();
   boost::asio::execution_context::shutdown();
   boost::asio::execution_context::destroy();
 }
 
-std::size_t runtime::work_slot() const noexcept {
-  return scheduler_->current_worker_index().value_or(work_.external());
-}
-
-void runtime::work_finished() noexcept {
-  const std::size_t slot = work_slot();
-  work_.finished(slot);
-  // Off the workers nobody else will notice that the last unit of work is gone: check
-  // here (workers check when they run out of tasks).
-  if (slot == work_.external() && work_.outstanding() == 0)
-    out_of_work();
-}
-
 bool runtime::out_of_work() {
-  if (work_.outstanding() != 0)
+  if (core_.outstanding_work() != 0)
     return false;
   // A runtime shutting down has nothing to stop, and its shutdown may hold the locks a stop
   // takes (cells freed while it drops queued tasks finish their work here).
-  if (scheduler_->is_shutdown())
+  if (core_.scheduler().is_shutdown())
     return false;
   // io_context's rule: running out of work stops the context. A runtime with owned
   // workers runs until stop() or shutdown instead.
@@ -132,7 +118,7 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
       if (!limits.block)
         return 0;
       const auto done = [&] {
-        return scheduler_->stop_requested() || !started_ || scheduler_->is_shutdown();
+        return core_.scheduler().stop_requested() || !started_ || core_.scheduler().is_shutdown();
       };
       while (!done()) {
         auto until = std::chrono::steady_clock::now() + stop_recheck_interval;
@@ -146,12 +132,12 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
       return 0;
     }
   }
-  if (scheduler_->stop_requested())
+  if (core_.scheduler().stop_requested())
     return 0;
   // block_on leaves by its flag: running out of work does not stop the runtime under it
   // (its own task is work until the result is in).
   if (!limits.leave_when_set) {
-    if (work_.outstanding() == 0) {
+    if (core_.outstanding_work() == 0) {
       stop();
       return 0;
     }
@@ -159,10 +145,10 @@ std::size_t runtime::drive(detail::multi_thread::run_limits limits) {
   }
   std::size_t n = 0;
   do {
-    n += scheduler_->drive(limits);
+    n += core_.scheduler().drive(limits);
     // A drive leaves early only by its limits, stop, or running out of work.
   } while (limits.block && limits.max_polls == detail::driver::no_limit && !limits.deadline &&
-           !scheduler_->stop_requested() && !scheduler_->is_shutdown() &&
+           !core_.scheduler().stop_requested() && !core_.scheduler().is_shutdown() &&
            !(limits.leave_when_set && limits.leave_when_set->load(std::memory_order_acquire)));
   // io_context stops when its outstanding work reaches zero, whichever loop function ran
   // the last of it: a poll() or run_one() that did leaves the runtime stopped too.
@@ -199,16 +185,16 @@ std::size_t runtime::run_until_steady(std::chrono::steady_clock::time_point t) {
 }
 
 void runtime::stop() {
-  scheduler_->request_stop();
+  core_.scheduler().request_stop();
   std::lock_guard lock(mutex_);
   stopped_cv_.notify_all();
 }
 
-bool runtime::stopped() const noexcept { return scheduler_->stop_requested(); }
+bool runtime::stopped() const noexcept { return core_.scheduler().stop_requested(); }
 
 // Owned workers wait out a stop and go on when it is cleared (handle::launch), so
 // restart() brings them back as it lets run() callers in again.
-void runtime::restart() { scheduler_->clear_stop(); }
+void runtime::restart() { core_.scheduler().clear_stop(); }
 
 void runtime::start() {
   if (flavor_ == runtime_flavor::current_thread)
@@ -216,25 +202,25 @@ void runtime::start() {
         "swarm::runtime::start: a current_thread runtime has no threads of its own; drive it "
         "with run(), poll() or block_on()");
   std::lock_guard lock(mutex_);
-  scheduler_->clear_stop();
+  core_.scheduler().clear_stop();
   if (launched_)
     return; // the owned workers are there (and resume if they were stopped)
   launched_ = true;
   started_ = true;
-  scheduler_->launch();
+  core_.scheduler().launch();
 }
 
 void runtime::shutdown(std::chrono::nanoseconds timeout) {
   if (running_in_this_thread())
     throw std::logic_error("swarm: a runtime cannot be shut down from one of its own threads");
-  scheduler_->shutdown(timeout);
+  core_.scheduler().shutdown(timeout);
   std::lock_guard lock(mutex_);
   started_ = false;
   stopped_cv_.notify_all();
 }
 
 runtime_metrics runtime::metrics() const {
-  const detail::multi_thread::handle& h = *scheduler_;
+  const detail::multi_thread::handle& h = core_.scheduler();
   runtime_metrics m;
   m.num_workers = h.num_workers();
   m.num_alive_tasks = h.num_alive_tasks();

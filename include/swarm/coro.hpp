@@ -207,12 +207,12 @@ struct coro_promise : coro_promise_base, coro_value_storage<T> {
   }
   yield_awaiter await_transform(yield_now_op) const noexcept { return {}; }
   executor_awaiter await_transform(boost::asio::this_coro::executor_t) const {
-    return {boost::asio::any_io_executor(task_executor(root->rt, root->task))};
+    return {boost::asio::any_io_executor(task_executor(root->core, root->task))};
   }
   // An Asio coroutine runs as a child on the task's executor, serialised with this frame.
   template <class U, class E>
   auto await_transform(boost::asio::awaitable<U, E> a) const {
-    return boost::asio::co_spawn(E(task_executor(root->rt, root->task)), std::move(a), use_coro);
+    return boost::asio::co_spawn(E(task_executor(root->core, root->task)), std::move(a), use_coro);
   }
   // An Asio operation's awaiter (from use_coro), passed through.
   template <class I, class A, class... S>

@@ -77,13 +77,13 @@ class join_waiter : public shared_completion_state<join_waiter<T>> {
 public:
   using handler_type = join_handler<T>;
 
-  join_waiter(runtime* rt, raw_join_handle<task_output<V>> raw)
-      : rt_(rt), raw_(std::move(raw)), id_(raw_.id()) {}
+  join_waiter(detail::context_core* core, raw_join_handle<task_output<V>> raw)
+      : core_(core), raw_(std::move(raw)), id_(raw_.id()) {}
   // The last reference: a handler still held (a delivery dropped unrun at shutdown) is
   // destroyed with us, and its unit of work with it.
   ~join_waiter() {
     if (holds_work_)
-      rt_->work_finished();
+      core_->work_finished();
   }
 
   raw_join_handle<task_output<V>>& raw() noexcept { return raw_; }
@@ -105,7 +105,7 @@ public:
                      std::make_exception_ptr(std::logic_error(
                          "swarm::join_handle: the task's value was already delivered to an earlier wait")));
       if (release)
-        rt_->work_finished();
+        core_->work_finished();
       return;
     }
     const std::uint64_t gen = ++next_gen_;
@@ -139,7 +139,7 @@ public:
     if (old)
       post_error(std::move(*old), boost::asio::error::operation_aborted);
     if (release)
-      rt_->work_finished();
+      core_->work_finished();
   }
 
 private:
@@ -159,7 +159,7 @@ private:
         // completing).
         w->post_error(std::move(*h), boost::asio::error::operation_aborted);
         if (release)
-          w->rt_->work_finished();
+          w->core_->work_finished();
       } else if (w->inflight_gen_ == gen) {
         w->inflight_cancelled_ = true; // decided on the handler's executor
       }
@@ -171,7 +171,7 @@ private:
   void hold_work_locked() {
     if (!holds_work_) {
       holds_work_ = true;
-      rt_->work_started();
+      core_->work_started();
     }
   }
   // Under mutex_: true when no wait is left, and the caller must call work_finished()
@@ -218,7 +218,7 @@ private:
   // the initiating call or a waker, where the handler could run inline), where decide()
   // runs: a wait must always complete.
   void send_delivery() {
-    rt_->post_job(delivery_job(decide_fn{counted_ref<join_waiter>::adopt(this)}), false);
+    core_->post_job(delivery_job(decide_fn{counted_ref<join_waiter>::adopt(this)}), false);
   }
 
   // The step of a delivery: holds the reference taken by prepare_delivery. Dropped unrun,
@@ -227,7 +227,7 @@ private:
     counted_ref<join_waiter> w;
     boost::asio::any_completion_executor executor() const {
       std::lock_guard lock(w->mutex_);
-      return handler_executor(*w->inflight_handler_, w->rt_);
+      return handler_executor(*w->inflight_handler_, w->core_);
     }
     void operator()() {
       counted_ref<join_waiter> r = std::move(w); // given back also when the handler throws
@@ -254,7 +254,7 @@ private:
       send_delivery();
     // The job running us is work until the handler returns.
     if (release)
-      rt_->work_finished();
+      core_->work_finished();
     if (value)
       invoke_join_handler<T>(std::move(h), std::move(value->first), std::move(value->second));
     else
@@ -274,10 +274,10 @@ private:
     if (!prepare_delivery())
       return;
     // Keeps the awaiting task's cell alive until the delivery is queued on it.
-    boost::asio::any_completion_executor ex = handler_executor(*inflight_handler_, rt_);
+    boost::asio::any_completion_executor ex = handler_executor(*inflight_handler_, core_);
     lock.unlock();
     const task_executor* awaiter = ex.template target<task_executor>();
-    if (awaiter && &awaiter->get_runtime() == rt_)
+    if (awaiter && awaiter->core() == core_)
       submit_to_task(awaiter->task_header(),
                      serial_op_impl<decide_fn>::create(decide_fn{counted_ref<join_waiter>::adopt(this)}));
     else
@@ -298,13 +298,13 @@ private:
   // executor, where its slot is cleared and it is invoked. Never inline in the initiating
   // call or in an emitter.
   void post_exception(handler_type h, std::exception_ptr e) {
-    post_error_completion<T>(rt_, std::move(h), std::move(e));
+    post_error_completion<T>(core_, std::move(h), std::move(e));
   }
   void post_error(handler_type h, boost::system::error_code ec) {
     post_exception(std::move(h), std::make_exception_ptr(boost::system::system_error(ec)));
   }
 
-  runtime* rt_;
+  detail::context_core* core_;
   std::mutex mutex_;
   // All under mutex_.
   raw_join_handle<task_output<V>> raw_;
@@ -341,14 +341,14 @@ public:
   using signature = detail::join_signature<T>;
 
   join_handle() noexcept = default;
-  join_handle(runtime* rt, detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw) noexcept
-      : rt_(rt), raw_(std::move(raw)) {}
+  join_handle(detail::context_core* core, detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw) noexcept
+      : core_(core), raw_(std::move(raw)) {}
   join_handle(join_handle&& o) noexcept
-      : rt_(o.rt_), raw_(std::move(o.raw_)), waiter_(std::exchange(o.waiter_, nullptr)) {}
+      : core_(o.core_), raw_(std::move(o.raw_)), waiter_(std::exchange(o.waiter_, nullptr)) {}
   join_handle& operator=(join_handle&& o) noexcept {
     if (this != &o) {
       reset();
-      rt_ = o.rt_;
+      core_ = o.core_;
       raw_ = std::move(o.raw_);
       waiter_ = std::exchange(o.waiter_, nullptr);
     }
@@ -417,7 +417,7 @@ private:
     detail::exclusive_use::scope in_use(in_use_, "join_handle", "async_wait");
     if (!waiter_) {
       checked_header();
-      waiter_ = new detail::join_waiter<T>(rt_, std::move(raw_));
+      waiter_ = new detail::join_waiter<T>(core_, std::move(raw_));
     }
     waiter_->start_wait(typename detail::join_waiter<T>::handler_type(std::forward<Handler>(handler)));
   }
@@ -433,7 +433,7 @@ private:
 
   friend struct detail::join_handle_access;
 
-  runtime* rt_ = nullptr;
+  detail::context_core* core_ = nullptr;
   detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw_;
   detail::join_waiter<T>* waiter_ = nullptr;
   detail::exclusive_use in_use_;

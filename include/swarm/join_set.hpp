@@ -119,11 +119,11 @@ public:
     }
   };
 
-  explicit join_set_state(runtime* rt) noexcept : rt_(rt) {}
+  explicit join_set_state(detail::context_core* core) noexcept : core_(core) {}
   join_set_state(const join_set_state&) = delete;
   join_set_state& operator=(const join_set_state&) = delete;
 
-  runtime* rt() const noexcept { return rt_; }
+  detail::context_core* core() const noexcept { return core_; }
 
   // ---- The owner's operations ----
 
@@ -287,7 +287,7 @@ private:
         s->give_back(std::exchange(e, nullptr));
     }
 
-    auto executor() const { return handler_executor(h, s->rt()); }
+    auto executor() const { return handler_executor(h, s->core()); }
 
     void operator()() {
       handler_type hh = std::move(h);
@@ -399,9 +399,9 @@ private:
   }
 
   void post_completion(handler_type h, std::exception_ptr e) {
-    post_error_completion<T>(rt_, std::move(h), std::move(e));
+    post_error_completion<T>(core_, std::move(h), std::move(e));
   }
-  void post_delivery(delivery d) { rt_->post_job(delivery_job(std::move(d)), false); }
+  void post_delivery(delivery d) { core_->post_job(delivery_job(std::move(d)), false); }
 
   // The join waker of an entry. Runs on the thread that completes the task (any worker, a
   // blocking thread, shutdown), or inline in add() if the task was already complete.
@@ -423,7 +423,7 @@ private:
       s->post_delivery(std::move(*picked));
   }
 
-  runtime* const rt_;
+  detail::context_core* const core_;
   mutable std::mutex mutex_;
   entry_list idle_;                     // under mutex_: tasks not finished yet
   entry_list ready_;                    // under mutex_: finished, in completion order
@@ -531,10 +531,10 @@ public:
 private:
   template <class Executor>
   state_type& state_for(const Executor& ex) {
-    runtime& rt = detail::runtime_of(ex);
+    detail::context_core& core = detail::core_of_executor(ex);
     if (!state_)
-      state_ = new state_type(&rt);
-    else if (state_->rt() != &rt)
+      state_ = new state_type(&core);
+    else if (state_->core() != &core)
       throw std::invalid_argument("swarm::join_set: every task of a set must belong to the same runtime");
     return *state_;
   }

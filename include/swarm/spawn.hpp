@@ -30,18 +30,18 @@ namespace detail {
 SWARM_DECL runtime* runtime_from_context(boost::asio::execution_context& ctx);
 
 template <class Executor>
-runtime& runtime_of(const Executor& ex) {
+context_core& core_of_executor(const Executor& ex) {
   auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
   using ctx_type = std::remove_cvref_t<decltype(ctx)>;
   if constexpr (std::is_same_v<ctx_type, runtime>) {
-    return ctx;
+    return core_of(ctx);
   } else {
     static_assert(std::is_base_of_v<boost::asio::execution_context, ctx_type>,
                   "swarm::spawn needs an executor of a swarm::runtime");
     runtime* rt = runtime_from_context(ctx);
     if (!rt)
       throw std::invalid_argument("swarm::spawn: the executor does not belong to a swarm::runtime");
-    return *rt;
+    return core_of(*rt);
   }
 }
 
@@ -78,7 +78,7 @@ struct spawn_completion {
       task_sched::of(h).abort_signal().slot().clear();
   }
 
-  executor_type get_executor() const noexcept { return task_executor(task_sched::of(h).rt(), h); }
+  executor_type get_executor() const noexcept { return task_executor(task_sched::of(h).core(), h); }
   cancellation_slot_type get_cancellation_slot() const noexcept { return task_sched::of(h).abort_signal().slot(); }
 
   void operator()(std::exception_ptr e) { deliver(std::move(e), V{}); }
@@ -107,14 +107,14 @@ private:
 // Creates a task running `future` on the runtime and schedules it. `before_publish`
 // finishes the task while only this thread can reach it.
 template <class R, class F, class Init = no_before_publish>
-join_handle<R> spawn_task(runtime& rt, F future, std::source_location loc, Init&& before_publish = {}) {
-  if (rt.scheduler().is_shutdown())
+join_handle<R> spawn_task(context_core& core, F future, std::source_location loc, Init&& before_publish = {}) {
+  multi_thread::handle& sched = core.scheduler();
+  if (sched.is_shutdown())
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
-  multi_thread::handle& sched = rt.scheduler();
-  bind_result<F, task_sched> b = sched.owned().bind(std::move(future), task_sched(&rt), id, loc, sched.terminate_hook(),
-                                                    std::forward<Init>(before_publish));
-  join_handle<R> jh(&rt, std::move(b.join));
+  bind_result<F, task_sched> b = sched.owned().bind(std::move(future), task_sched(&core), id, loc,
+                                                    sched.terminate_hook(), std::forward<Init>(before_publish));
+  join_handle<R> jh(&core, std::move(b.join));
   sched.run_spawn_hook(task_meta{id, loc});
   if (b.first)
     sched.schedule_task(multi_thread::notified_task(std::move(*b.first).into_raw()), false);
@@ -123,14 +123,14 @@ join_handle<R> spawn_task(runtime& rt, F future, std::source_location loc, Init&
 
 // Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
 template <class T, class AwEx, class Make>
-join_handle<T> spawn_coroutine(runtime& rt, Make&& make, std::source_location loc) {
+join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_location loc) {
   // The coroutine's entry is queued on the task's executor before the task is published
   // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
   // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
   auto launch = [&](header* h) {
-    boost::asio::co_spawn(AwEx(task_executor(&rt, h)), std::forward<Make>(make), spawn_completion<stored_t<T>>(h));
+    boost::asio::co_spawn(AwEx(task_executor(&core, h)), std::forward<Make>(make), spawn_completion<stored_t<T>>(h));
   };
-  return spawn_task<T>(rt, task_future<stored_t<T>>(&rt), loc, launch);
+  return spawn_task<T>(core, task_future<stored_t<T>>(&core), loc, launch);
 }
 
 // The future of a task that runs a plain callable once.
@@ -141,12 +141,12 @@ public:
   using V = stored_t<result_type>;
   using output_type = task_output<V>;
 
-  callable_future(runtime* rt, Fn fn) : rt_(rt), fn_(std::move(fn)) { rt_->work_started(); }
+  callable_future(context_core* core, Fn fn) : core_(core), fn_(std::move(fn)) { core_->work_started(); }
   callable_future(callable_future&& o) noexcept(std::is_nothrow_move_constructible_v<Fn>)
-      : rt_(std::exchange(o.rt_, nullptr)), fn_(std::move(o.fn_)), h_(o.h_) {}
+      : core_(std::exchange(o.core_, nullptr)), fn_(std::move(o.fn_)), h_(o.h_) {}
   ~callable_future() {
-    if (rt_)
-      rt_->work_finished();
+    if (core_)
+      core_->work_finished();
   }
   void attach(header* h) noexcept { h_ = h; }
 
@@ -175,14 +175,14 @@ public:
   }
 
 private:
-  runtime* rt_;
+  context_core* core_;
   Fn fn_;
   header* h_ = nullptr;
 };
 
 template <class Fn>
-join_handle<typename callable_future<Fn>::result_type> spawn_callable(runtime& rt, Fn fn, std::source_location loc) {
-  return spawn_task<typename callable_future<Fn>::result_type>(rt, callable_future<Fn>(&rt, std::move(fn)), loc);
+join_handle<typename callable_future<Fn>::result_type> spawn_callable(context_core& core, Fn fn, std::source_location loc) {
+  return spawn_task<typename callable_future<Fn>::result_type>(core, callable_future<Fn>(&core, std::move(fn)), loc);
 }
 
 template <class T>
@@ -199,18 +199,18 @@ struct is_awaitable<boost::asio::awaitable<T, E>> : std::true_type {
 template <class Executor, class T, class AwEx>
 join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
                      std::source_location loc = std::source_location::current()) {
-  runtime& rt = detail::runtime_of(ex);
-  return detail::spawn_coroutine<T, AwEx>(rt, std::move(aw), loc);
+  detail::context_core& core = detail::core_of_executor(ex);
+  return detail::spawn_coroutine<T, AwEx>(core, std::move(aw), loc);
 }
 
 // Spawns the coroutine `c` as a task on the runtime of `ex`: its frames are the task's,
 // resumed by the task's polls (see swarm/coro.hpp). Scheduled, never run inline.
 template <class Executor, class T>
 join_handle<T> spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
-  runtime& rt = detail::runtime_of(ex);
+  detail::context_core& core = detail::core_of_executor(ex);
   if (!c)
     throw std::invalid_argument("swarm::spawn: empty coro (moved from or default-constructed)");
-  return detail::spawn_task<T>(rt, detail::coro_future<coro<T>, coro<T>>(&rt, std::move(c)), loc);
+  return detail::spawn_task<T>(core, detail::coro_future<coro<T>, coro<T>>(&core, std::move(c)), loc);
 }
 
 // Spawns `f`: if f() returns an awaitable or a coro, the task is that coroutine and f is
@@ -220,18 +220,18 @@ template <class Executor, class F>
   requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
            std::is_invocable_v<std::decay_t<F>&>)
 auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
-  runtime& rt = detail::runtime_of(ex);
+  detail::context_core& core = detail::core_of_executor(ex);
   using R = std::invoke_result_t<std::decay_t<F>&>;
   if constexpr (detail::is_coro<R>::value) {
     using Fn = std::decay_t<F>;
     return detail::spawn_task<typename R::value_type>(
-        rt, detail::coro_future<R, Fn>(&rt, Fn(std::forward<F>(f))), loc);
+        core, detail::coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc);
   } else if constexpr (detail::is_awaitable<R>::value) {
     using T = typename detail::is_awaitable<R>::value_type;
     using AwEx = typename detail::is_awaitable<R>::executor_type;
-    return detail::spawn_coroutine<T, AwEx>(rt, std::forward<F>(f), loc);
+    return detail::spawn_coroutine<T, AwEx>(core, std::forward<F>(f), loc);
   } else {
-    return detail::spawn_callable(rt, std::decay_t<F>(std::forward<F>(f)), loc);
+    return detail::spawn_callable(core, std::decay_t<F>(std::forward<F>(f)), loc);
   }
 }
 
@@ -240,8 +240,8 @@ auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_loc
 // the call cancels the task instead: its handle resolves as cancelled).
 template <class Executor, class F>
 auto spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
-  runtime& rt = detail::runtime_of(ex);
-  if (rt.scheduler().is_shutdown())
+  detail::context_core& core = detail::core_of_executor(ex);
+  if (core.scheduler().is_shutdown())
     throw std::logic_error("swarm::spawn_blocking: the runtime is shut down");
   using R = std::invoke_result_t<std::decay_t<F>&>;
   using V = detail::stored_t<R>;
@@ -257,7 +257,7 @@ auto spawn_blocking(const Executor& ex, F&& f, std::source_location loc = std::s
     }
     return out;
   };
-  return join_handle<R>(&rt, rt.scheduler().spawn_blocking(std::move(wrapped), loc));
+  return join_handle<R>(&core, core.scheduler().spawn_blocking(std::move(wrapped), loc));
 }
 
 template <class T, class E>
@@ -284,7 +284,7 @@ T runtime::wait_blocking(join_handle<T> h) {
   };
   auto st = std::make_shared<result_state>();
   std::future<T> f = st->result.get_future();
-  detail::multi_thread::handle* sched = scheduler_.get();
+  detail::multi_thread::handle* sched = &core_.scheduler();
   h.async_wait([st, sched](std::exception_ptr e, auto&&... v) {
     if (e)
       st->result.set_exception(std::move(e));

@@ -120,7 +120,7 @@ struct emit_abort {
 
 } // namespace
 
-void post_strand_drain(header* h) { task_sched::of(h).rt()->post_job(strand_drain(h), false); }
+void post_strand_drain(header* h) { task_sched::of(h).core()->post_job(strand_drain(h), false); }
 
 void abort_asio_task(header* h) {
   // A finished task has nothing to abort; a handle that outlived its runtime (whose

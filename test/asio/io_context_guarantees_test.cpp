@@ -800,7 +800,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_is_dropped_by_default
   t.async_wait([](error_code) { throw std::runtime_error("timer"); });
   BOOST_TEST(eventually([&] { return ran == 21; }));
   BOOST_TEST(!rt.stopped());
-  BOOST_TEST(!rt.scheduler().is_shutdown());
+  BOOST_TEST(!swarm::detail::core_of(rt).scheduler().is_shutdown());
   auto arrived = std::make_shared<std::atomic<int>>(0);
   auto met = std::make_shared<std::atomic<int>>(0);
   for (int i = 0; i < 2; ++i)
@@ -833,7 +833,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_shuts_the_runtime_dow
   std::this_thread::sleep_for(20ms);
   BOOST_TEST(!run.all_returned()); // waits while the runtime runs
   asio::post(rt.get_executor(), [] { throw std::runtime_error("boom"); });
-  BOOST_TEST(eventually([&] { return rt.scheduler().is_shutdown(); }));
+  BOOST_TEST(eventually([&] { return swarm::detail::core_of(rt).scheduler().is_shutdown(); }));
   BOOST_TEST(run.join());
   BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
   bool cancelled = false;

@@ -29,7 +29,8 @@
 #pragma once
 
 #include <swarm/asio/must_run_job.hpp>
-#include <swarm/runtime.hpp>
+#include <swarm/asio/context_core.hpp>
+#include <swarm/asio/runtime_executor.hpp>
 #include <swarm/task/core.hpp>
 #include <swarm/task/waker.hpp>
 
@@ -64,8 +65,8 @@ using join_handler = boost::asio::any_completion_handler<join_signature<T>>;
 
 // Where a handler completes: its associated executor, or the runtime's if it has none.
 template <class Handler>
-auto handler_executor(const Handler& h, runtime* rt) {
-  return boost::asio::get_associated_executor(h, rt->get_executor());
+auto handler_executor(const Handler& h, context_core* core) {
+  return boost::asio::get_associated_executor(h, runtime_executor<std::allocator<void>, 0>(core));
 }
 
 // On the handler's executor: clears its cancellation slot (safe there: the emitter runs on
@@ -91,18 +92,18 @@ auto delivery_job(Step step) {
 // A completion that decides nothing (an error): destroyed unrun, the handler goes with it.
 template <class T>
 struct error_completion {
-  runtime* rt;
+  context_core* core;
   join_handler<T> h;
   std::exception_ptr e;
 
-  auto executor() const { return handler_executor(h, rt); }
+  auto executor() const { return handler_executor(h, core); }
   void operator()() { invoke_join_handler<T>(std::move(h), std::move(e), stored_t<T>{}); }
 };
 
 // Completes `h` with `e` through the runtime, then on the handler's executor.
 template <class T>
-void post_error_completion(runtime* rt, join_handler<T> h, std::exception_ptr e) {
-  rt->post_job(delivery_job(error_completion<T>{rt, std::move(h), std::move(e)}), false);
+void post_error_completion(context_core* core, join_handler<T> h, std::exception_ptr e) {
+  core->post_job(delivery_job(error_completion<T>{core, std::move(h), std::move(e)}), false);
 }
 
 // The intrusive reference count of a state shared with wakers, steps and cancellation

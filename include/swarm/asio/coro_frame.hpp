@@ -37,7 +37,7 @@ namespace swarm::detail {
 // What the frames of one coroutine task share. Lives in the task's future; frames point
 // to it from their first resume.
 struct coro_root {
-  runtime* rt = nullptr;
+  context_core* core = nullptr;
   header* task = nullptr;
   // The leaf the future completes: polled with the task's waker on each poll until it
   // returns true, then `waiting` resumes.
@@ -171,18 +171,18 @@ public:
   using executor_type = task_executor;
   using cancellation_slot_type = boost::asio::cancellation_slot;
 
-  coro_handler(op_result<Args...>* r, runtime* rt, header* task) noexcept : result_(r), rt_(rt), task_(task) {
+  coro_handler(op_result<Args...>* r, context_core* core, header* task) noexcept : result_(r), core_(core), task_(task) {
     task_->state.ref_inc();
   }
   coro_handler(coro_handler&& o) noexcept
-      : result_(o.result_), rt_(o.rt_), task_(std::exchange(o.task_, nullptr)) {}
+      : result_(o.result_), core_(o.core_), task_(std::exchange(o.task_, nullptr)) {}
   coro_handler& operator=(coro_handler&&) = delete;
   ~coro_handler() {
     if (task_)
       raw_task(task_).drop_reference();
   }
 
-  executor_type get_executor() const noexcept { return task_executor(rt_, task_); }
+  executor_type get_executor() const noexcept { return task_executor(core_, task_); }
   cancellation_slot_type get_cancellation_slot() const noexcept {
     return task_sched::of(task_).abort_signal().slot();
   }
@@ -199,7 +199,7 @@ public:
 
 private:
   op_result<Args...>* result_;
-  runtime* rt_;
+  context_core* core_;
   header* task_;
 };
 
@@ -225,7 +225,7 @@ public:
     return result_.start(h, [&] {
       std::apply(
           [&](auto&... a) {
-            std::move(init_)(coro_handler<Args...>(&result_, root->rt, root->task), std::move(a)...);
+            std::move(init_)(coro_handler<Args...>(&result_, root->core, root->task), std::move(a)...);
           },
           args_);
     });

@@ -35,19 +35,19 @@ class coro_future {
 public:
   using output_type = task_output<V>;
 
-  coro_future(runtime* rt, Source src) : rt_(rt), src_(std::move(src)) { rt_->work_started(); }
+  coro_future(context_core* core, Source src) : core_(core), src_(std::move(src)) { core_->work_started(); }
   // Moved only into the cell, before the task is published.
   coro_future(coro_future&& o) noexcept(std::is_nothrow_move_constructible_v<Source>)
-      : rt_(std::exchange(o.rt_, nullptr)), src_(std::move(o.src_)) {}
+      : core_(std::exchange(o.core_, nullptr)), src_(std::move(o.src_)) {}
   coro_future& operator=(coro_future&&) = delete;
   ~coro_future() {
-    if (!rt_)
+    if (!core_)
       return;
     if (h_ && !done_)
       drop_unfinished(h_);
     if (frame_)
       frame_.destroy();
-    rt_->work_finished();
+    core_->work_finished();
   }
 
   void attach(header* h) noexcept { h_ = h; }
@@ -60,7 +60,7 @@ public:
       if (!s.try_start())
         return std::nullopt; // aborted before it started: the harness cancels it
       frame_ = make_frame();
-      root_.rt = rt_;
+      root_.core = core_;
       root_.task = h_;
       frame_.promise().root = &root_;
       resume = frame_;
@@ -104,7 +104,7 @@ private:
       return src_().release();
   }
 
-  runtime* rt_;
+  context_core* core_;
   Source src_;
   header* h_ = nullptr;
   handle_type frame_;

@@ -15,7 +15,7 @@
 #pragma once
 
 #include <swarm/asio/serial_queue.hpp>
-#include <swarm/runtime.hpp>
+#include <swarm/asio/context_core.hpp>
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/task/core.hpp>
 #include <swarm/task/task.hpp>
@@ -66,11 +66,11 @@ enum class task_start_state : int { not_started, started, aborted_before_start, 
 // Asio state, which must live as long as the cell.
 class task_sched {
 public:
-  explicit task_sched(runtime* rt) noexcept : rt_(rt) {}
-  // Moved only into the cell, before the task is published: nothing but rt_ is set yet.
-  task_sched(task_sched&& o) noexcept : rt_(o.rt_) {}
+  explicit task_sched(context_core* core) noexcept : core_(core) {}
+  // Moved only into the cell, before the task is published: nothing but core_ is set yet.
+  task_sched(task_sched&& o) noexcept : core_(o.core_) {}
 
-  runtime* rt() const noexcept { return rt_; }
+  context_core* core() const noexcept { return core_; }
   serial_queue& queue() noexcept { return queue_; }
   boost::asio::cancellation_signal& abort_signal() noexcept { return abort_signal_; }
   std::atomic<task_start_state>& start_state() noexcept { return start_state_; }
@@ -86,10 +86,10 @@ public:
   }
 
   // The scheduler concept.
-  void schedule(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false); }
-  void yield_now(notified<task_sched> n) { rt_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true); }
-  task<task_sched> release(raw_task t) { return task<task_sched>(rt_->scheduler().owned().remove(t).release()); }
-  void unhandled_exception(std::exception_ptr e) { multi_thread::handle_ref{&rt_->scheduler()}.unhandled_exception(e); }
+  void schedule(notified<task_sched> n) { core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false); }
+  void yield_now(notified<task_sched> n) { core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true); }
+  task<task_sched> release(raw_task t) { return task<task_sched>(core_->scheduler().owned().remove(t).release()); }
+  void unhandled_exception(std::exception_ptr e) { multi_thread::handle_ref{&core_->scheduler()}.unhandled_exception(e); }
 
   static task_sched& of(header* h) noexcept { return get_scheduler<task_sched>(h); }
 
@@ -97,7 +97,7 @@ public:
   SWARM_DECL static void abort(header* h);
 
 private:
-  runtime* rt_;
+  context_core* core_;
   serial_queue queue_;
   boost::asio::cancellation_signal abort_signal_;
   std::atomic<task_start_state> start_state_{task_start_state::not_started};
@@ -185,7 +185,7 @@ queue_drain drain_in_poll(task_sched& s, drain_scope& scope, poll_context& cx, D
   // yield_now(): run again only after the worker has polled the driver (Tokio's defer),
   // behind the other runnable tasks. Its continuation waits in the queue or in the future.
   if (scope.yield_requested) {
-    s.rt()->scheduler().defer(cx.get_waker());
+    s.core()->scheduler().defer(cx.get_waker());
     return d;
   }
   // Nothing counted: nothing to drain and no responsibility held (a push from now on wakes
@@ -219,7 +219,7 @@ queue_drain drain_in_poll(task_sched& s, drain_scope& scope, poll_context& cx, D
     if (done())
       break;
     if (scope.yield_requested) {
-      s.rt()->scheduler().defer(cx.get_waker());
+      s.core()->scheduler().defer(cx.get_waker());
       break;
     }
     if (!coop::current().decrement()) {
@@ -236,19 +236,19 @@ class task_future {
 public:
   using output_type = task_output<T>;
 
-  explicit task_future(runtime* rt) noexcept : rt_(rt) { rt_->work_started(); } // a live task is work
-  task_future(task_future&& o) noexcept : rt_(std::exchange(o.rt_, nullptr)), h_(o.h_) {}
+  explicit task_future(context_core* core) noexcept : core_(core) { core_->work_started(); } // a live task is work
+  task_future(task_future&& o) noexcept : core_(std::exchange(o.core_, nullptr)), h_(o.h_) {}
   task_future& operator=(task_future&&) = delete;
 
   ~task_future() {
-    if (!rt_)
+    if (!core_)
       return;
     // Dropped before the coroutine delivered (aborted before start, or shutdown): its
     // frames go with what is queued. co_spawn's cancellation proxy stays until then (the
     // frames point into it): spawn_completion frees it when the entry frame goes.
     if (h_ && !done_)
       drop_unfinished(h_);
-    rt_->work_finished();
+    core_->work_finished();
   }
 
   void attach(header* h) noexcept { h_ = h; }
@@ -283,7 +283,7 @@ public:
   }
 
 private:
-  runtime* rt_;
+  context_core* core_;
   header* h_ = nullptr;
   task_output<T> out_;
   bool done_ = false;

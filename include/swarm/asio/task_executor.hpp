@@ -6,7 +6,7 @@
 #pragma once
 
 #include <swarm/asio/task.hpp>
-#include <swarm/runtime.hpp>
+#include <swarm/asio/context_core.hpp>
 
 #include <boost/asio/execution.hpp>
 
@@ -23,16 +23,16 @@ class basic_task_executor {
 
 public:
   // Adopts nothing: takes its own reference.
-  basic_task_executor(runtime* rt, header* h, unsigned bits = 0) noexcept : rt_(rt), h_(h), bits_(bits) {
+  basic_task_executor(context_core* core, header* h, unsigned bits = 0) noexcept : core_(core), h_(h), bits_(bits) {
     h_->state.ref_inc();
     if constexpr ((Bits & outstanding_work_tracked) != 0)
-      rt_->work_started();
+      core_->work_started();
   }
-  basic_task_executor(const basic_task_executor& o) noexcept : basic_task_executor(o.rt_, o.h_, o.bits_) {}
+  basic_task_executor(const basic_task_executor& o) noexcept : basic_task_executor(o.core_, o.h_, o.bits_) {}
   basic_task_executor(basic_task_executor&& o) noexcept
-      : rt_(o.rt_), h_(std::exchange(o.h_, nullptr)), bits_(o.bits_) {}
+      : core_(o.core_), h_(std::exchange(o.h_, nullptr)), bits_(o.bits_) {}
   basic_task_executor& operator=(basic_task_executor o) noexcept {
-    std::swap(rt_, o.rt_);
+    std::swap(core_, o.core_);
     std::swap(h_, o.h_);
     std::swap(bits_, o.bits_);
     return *this;
@@ -41,31 +41,31 @@ public:
     if (!h_)
       return;
     if constexpr ((Bits & outstanding_work_tracked) != 0)
-      rt_->work_finished();
+      core_->work_finished();
     raw_task(h_).drop_reference();
   }
 
   header* task_header() const noexcept { return h_; }
-  runtime& get_runtime() const noexcept { return *rt_; }
+  context_core* core() const noexcept { return core_; }
 
   constexpr basic_task_executor require(boost::asio::execution::blocking_t::possibly_t) const {
-    return basic_task_executor(rt_, h_, bits_ & ~blocking_never);
+    return basic_task_executor(core_, h_, bits_ & ~blocking_never);
   }
   constexpr basic_task_executor require(boost::asio::execution::blocking_t::never_t) const {
-    return basic_task_executor(rt_, h_, bits_ | blocking_never);
+    return basic_task_executor(core_, h_, bits_ | blocking_never);
   }
   constexpr basic_task_executor require(boost::asio::execution::relationship_t::fork_t) const {
-    return basic_task_executor(rt_, h_, bits_ & ~relationship_continuation);
+    return basic_task_executor(core_, h_, bits_ & ~relationship_continuation);
   }
   constexpr basic_task_executor require(boost::asio::execution::relationship_t::continuation_t) const {
-    return basic_task_executor(rt_, h_, bits_ | relationship_continuation);
+    return basic_task_executor(core_, h_, bits_ | relationship_continuation);
   }
   basic_task_executor<Bits | outstanding_work_tracked> require(boost::asio::execution::outstanding_work_t::tracked_t) const {
-    return basic_task_executor<Bits | outstanding_work_tracked>(rt_, h_, bits_);
+    return basic_task_executor<Bits | outstanding_work_tracked>(core_, h_, bits_);
   }
   basic_task_executor<Bits & ~outstanding_work_tracked>
   require(boost::asio::execution::outstanding_work_t::untracked_t) const {
-    return basic_task_executor<Bits & ~outstanding_work_tracked>(rt_, h_, bits_);
+    return basic_task_executor<Bits & ~outstanding_work_tracked>(core_, h_, bits_);
   }
   template <class A>
   basic_task_executor require(boost::asio::execution::allocator_t<A>) const {
@@ -75,7 +75,7 @@ public:
   static constexpr boost::asio::execution::mapping_t query(boost::asio::execution::mapping_t) noexcept {
     return boost::asio::execution::mapping.thread;
   }
-  runtime& query(boost::asio::execution::context_t) const noexcept { return *rt_; }
+  runtime& query(boost::asio::execution::context_t) const noexcept { return core_->owner(); }
   constexpr boost::asio::execution::blocking_t query(boost::asio::execution::blocking_t) const noexcept {
     return (bits_ & blocking_never) ? boost::asio::execution::blocking_t(boost::asio::execution::blocking.never)
                                     : boost::asio::execution::blocking_t(boost::asio::execution::blocking.possibly);
@@ -119,9 +119,9 @@ public:
   }
 
   // Networking TS members.
-  runtime& context() const noexcept { return *rt_; }
-  void on_work_started() const noexcept { rt_->work_started(); }
-  void on_work_finished() const noexcept { rt_->work_finished(); }
+  runtime& context() const noexcept { return core_->owner(); }
+  void on_work_started() const noexcept { core_->work_started(); }
+  void on_work_finished() const noexcept { core_->work_finished(); }
   template <class F, class A>
   void dispatch(F&& f, const A&) const {
     require(boost::asio::execution::blocking.possibly).execute(std::forward<F>(f));
@@ -139,7 +139,7 @@ private:
   template <unsigned>
   friend class basic_task_executor;
 
-  runtime* rt_;
+  context_core* core_;
   header* h_;
   unsigned bits_;
 };
