@@ -52,8 +52,7 @@ runtime_options options_for(int concurrency_hint) {
 // flavour itself (no owned threads) is enforced by start().
 runtime_options resolved(runtime_options o) {
   if (o.flavor == runtime_flavor::current_thread) {
-    o.worker_threads = 1;
-    o.disable_lifo_slot = true;
+    static_cast<scheduler_options&>(o) = current_thread_options(o);
   } else if (o.flavor != runtime_flavor::multi_thread) {
     throw std::invalid_argument("swarm::runtime: unknown runtime_flavor");
   }

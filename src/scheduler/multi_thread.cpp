@@ -356,7 +356,7 @@ struct worker_loop {
   // Polls the driver (blocking, or not), then wakes the deferred tasks, with the core in
   // the context: what the driver and the wakes schedule goes to this worker's queues, and
   // one notification of the other workers covers the batch. `none` only wakes them.
-  core* park_timeout(core* c, driver_poll poll) {
+  core* poll_driver_then_wake(core* c, driver_poll poll) {
     parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
     cx.core_slot = c;
     if (poll != driver_poll::none) {
@@ -394,7 +394,7 @@ struct worker_loop {
       end_processing(c);
       tune_poll_intervals(c);
       c->ticks_to_driver = h.options_.event_interval;
-      c = park_timeout(c, driver_poll::zero);
+      c = poll_driver_then_wake(c, driver_poll::zero);
       core_maintenance(c);
       start_processing(c);
     }
@@ -455,7 +455,7 @@ struct worker_loop {
           ++m.batch.noop_count;
         m.polls_at_last_park = m.batch.poll_count;
         m.submit();
-        c = park_timeout(c, driver_poll::block);
+        c = poll_driver_then_wake(c, driver_poll::block);
         ++m.batch.park_unpark_count;
         core_maintenance(c);
         if (transition_from_parked(c))
@@ -500,7 +500,7 @@ struct worker_loop {
       if (!l.block || (l.idle_exit && l.idle_exit())) {
         // poll(), or run() with no outstanding work: one last look at the driver, then
         // leave if that produced nothing.
-        c = park_timeout(c, driver_poll::zero);
+        c = poll_driver_then_wake(c, driver_poll::zero);
         if (has_tasks(c) || !h.inject_.is_empty())
           continue;
         return leave(c);
@@ -512,11 +512,11 @@ struct worker_loop {
         // fair_driver_latency) already bounds how long I/O waits behind any busy loop, so
         // while it has not run out they run again at once, and maintenance polls the
         // driver when it is due: a yield loop lets I/O in as often as a busy worker does.
-        c = park_timeout(c, driver_poll::none);
+        c = poll_driver_then_wake(c, driver_poll::none);
         start_processing(c);
         continue;
       }
-      c = cx.defer.empty() ? park(c) : park_timeout(c, driver_poll::zero);
+      c = cx.defer.empty() ? park(c) : poll_driver_then_wake(c, driver_poll::zero);
       start_processing(c);
     }
     end_processing(c);

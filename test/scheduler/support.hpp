@@ -558,7 +558,7 @@ public:
   static constexpr std::size_t workers = 1;
 
   explicit ct(swarm::scheduler_options o = {}, swarm::detail::driver* d = nullptr)
-      : h(current_thread_options(std::move(o)), d), driver_([this] { h.drive({}); }) {}
+      : h(swarm::current_thread_options(std::move(o)), d), driver_([this] { h.drive({}); }) {}
   ~ct() { shutdown(); }
 
   // The spawn location is the caller's, as with the handle's own spawn.
@@ -576,12 +576,6 @@ public:
   handle_type h;
 
 private:
-  static swarm::scheduler_options current_thread_options(swarm::scheduler_options o) {
-    o.worker_threads = 1;
-    o.disable_lifo_slot = true;
-    return o;
-  }
-
   std::thread driver_;
 };
 

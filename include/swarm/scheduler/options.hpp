@@ -60,4 +60,13 @@ struct scheduler_options {
   unhandled_exception_policy unhandled_exception = unhandled_exception_policy::ignore;
 };
 
+// The current-thread flavour is this scheduler with one worker and no LIFO slot (a task
+// woken by the running one queues behind the others, as in Tokio's current-thread
+// scheduler); driven only by threads that enter it, never by threads of its own.
+inline scheduler_options current_thread_options(scheduler_options o) {
+  o.worker_threads = 1;
+  o.disable_lifo_slot = true;
+  return o;
+}
+
 } // namespace swarm
