@@ -835,7 +835,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_shuts_the_runtime_dow
   asio::post(rt.get_executor(), [] { throw std::runtime_error("boom"); });
   BOOST_TEST(eventually([&] { return rt.scheduler().is_shutdown(); }));
   BOOST_TEST(run.join());
-  BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
+  BOOST_REQUIRE(ready_in_time(f));
   bool cancelled = false;
   try {
     f.get();
