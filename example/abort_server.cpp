@@ -15,6 +15,8 @@
 // and a reaper run side by side (`&&`), serialised on the server task, so they share the
 // set and the table of connections without a lock. The reaper's join is raced against a
 // timer (`||`): join_set waits are cancel-safe, so a lost race loses no result.
+#include "args.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -34,8 +36,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <future>
 #include <map>
 #include <memory>
@@ -346,41 +346,19 @@ int serve(unsigned short port, int threads, milliseconds idle) {
   return 0;
 }
 
-[[noreturn]] void usage(int status) {
-  std::fputs("usage: abort_server [--port P] [--threads N] [--idle-ms T]\n"
-             "       abort_server --self-test [--threads N]\n",
-             status == 0 ? stdout : stderr);
-  std::exit(status);
-}
-
-long number(const char* s, long lo, long hi) {
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (!s[0] || *end || v < lo || v > hi)
-    usage(2);
-  return v;
-}
+constexpr const char* usage = "usage: abort_server [--port P] [--threads N] [--idle-ms T]\n"
+                              "       abort_server --self-test [--threads N]\n";
 
 } // namespace
 
 int main(int argc, char** argv) {
   bool self = false;
   long port = 5556, threads = 2, idle_ms = 10000;
-  for (int i = 1; i < argc; ++i) {
-    const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--self-test"))
-      self = true;
-    else if (!std::strcmp(argv[i], "--port") && has_value)
-      port = number(argv[++i], 0, 65535);
-    else if (!std::strcmp(argv[i], "--threads") && has_value)
-      threads = number(argv[++i], 1, 256);
-    else if (!std::strcmp(argv[i], "--idle-ms") && has_value)
-      idle_ms = number(argv[++i], 10, 3600 * 1000);
-    else if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h"))
-      usage(0);
-    else
-      usage(2);
-  }
+  swarm_example::parse_args(argc, argv, "abort_server", usage,
+                            {swarm_example::flag("--self-test", self),
+                             swarm_example::number("--port", port, 0, 65535),
+                             swarm_example::number("--threads", threads, 1, 256),
+                             swarm_example::number("--idle-ms", idle_ms, 10, 3600 * 1000)});
   try {
     if (self)
       return self_test(static_cast<int>(threads));

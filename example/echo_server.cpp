@@ -7,6 +7,7 @@
 //       serves on 127.0.0.1 with an ephemeral port, runs R client round trips against
 //       it over a few connections, checks every echo and exits 0 on success (for CI)
 #include "accept_backoff.hpp"
+#include "args.hpp"
 
 #include <swarm/runtime.hpp>
 
@@ -27,7 +28,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <future>
 #include <limits>
 #include <mutex>
@@ -190,45 +190,22 @@ int serve(unsigned short port, unsigned threads) {
   return 0;
 }
 
-[[noreturn]] void usage(int status) {
-  std::fputs("usage: echo_server [--port P] [--threads N]\n"
-             "       echo_server --self-test ROUND_TRIPS [--threads N]\n",
-             status == 0 ? stdout : stderr);
-  std::exit(status);
-}
-
-long number(const char* s, long lo, long hi) {
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (!s[0] || *end || v < lo || v > hi)
-    usage(2);
-  return v;
-}
+constexpr const char* usage = "usage: echo_server [--port P] [--threads N]\n"
+                              "       echo_server --self-test ROUND_TRIPS [--threads N]\n";
 
 } // namespace
 
 int main(int argc, char** argv) {
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  long threads = std::max(1u, std::thread::hardware_concurrency());
   long port = 5555, self_test_round_trips = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help")
-      usage(0);
-    if (i + 1 >= argc)
-      usage(2);
-    if (arg == "--port")
-      port = number(argv[++i], 0, 65535);
-    else if (arg == "--threads")
-      threads = static_cast<unsigned>(number(argv[++i], 1, 1024));
-    else if (arg == "--self-test")
-      self_test_round_trips = number(argv[++i], 1, 100'000'000);
-    else
-      usage(2);
-  }
+  swarm_example::parse_args(argc, argv, "echo_server", usage,
+                            {swarm_example::number("--port", port, 0, 65535),
+                             swarm_example::number("--threads", threads, 1, 1024),
+                             swarm_example::number("--self-test", self_test_round_trips, 1, 100'000'000)});
   try {
     if (self_test_round_trips > 0)
-      return self_test(self_test_round_trips, threads);
-    return serve(static_cast<unsigned short>(port), threads);
+      return self_test(self_test_round_trips, static_cast<unsigned>(threads));
+    return serve(static_cast<unsigned short>(port), static_cast<unsigned>(threads));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "echo_server: %s\n", e.what());
     return 1;

@@ -18,6 +18,7 @@
 // one line in runtime_options_for() below. N defaults to the hardware concurrency, or 1 with
 // --current-thread.
 #include "accept_backoff.hpp"
+#include "args.hpp"
 
 #include <swarm/runtime.hpp>
 
@@ -44,7 +45,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <ctime>
 #include <future>
 #include <limits>
@@ -450,45 +450,20 @@ int serve(unsigned short port, const config& cfg) {
   return 0;
 }
 
-[[noreturn]] void usage(int status) {
-  std::fputs("usage: http_server [--port P] [--threads N] [--current-thread]\n"
-             "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n",
-             status == 0 ? stdout : stderr);
-  std::exit(status);
-}
-
-long number(const char* s, long lo, long hi) {
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (!s[0] || *end || v < lo || v > hi)
-    usage(2);
-  return v;
-}
+constexpr const char* usage = "usage: http_server [--port P] [--threads N] [--current-thread]\n"
+                              "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n";
 
 } // namespace
 
 int main(int argc, char** argv) {
   config cfg;
-  long port = 8080, self_test_requests = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help")
-      usage(0);
-    if (arg == "--current-thread") {
-      cfg.current_thread = true;
-      continue;
-    }
-    if (i + 1 >= argc)
-      usage(2);
-    if (arg == "--port")
-      port = number(argv[++i], 0, 65535);
-    else if (arg == "--threads")
-      cfg.threads = static_cast<unsigned>(number(argv[++i], 1, 1024));
-    else if (arg == "--self-test")
-      self_test_requests = number(argv[++i], 1, 100'000'000);
-    else
-      usage(2);
-  }
+  long port = 8080, threads = 0, self_test_requests = -1;
+  swarm_example::parse_args(argc, argv, "http_server", usage,
+                            {swarm_example::number("--port", port, 0, 65535),
+                             swarm_example::number("--threads", threads, 1, 1024),
+                             swarm_example::number("--self-test", self_test_requests, 1, 100'000'000),
+                             swarm_example::flag("--current-thread", cfg.current_thread)});
+  cfg.threads = static_cast<unsigned>(threads); // 0 unless given: the flavour's default, below
   if (cfg.threads == 0)
     cfg.threads = cfg.current_thread ? 1 : std::max(1u, std::thread::hardware_concurrency());
   try {

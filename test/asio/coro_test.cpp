@@ -50,7 +50,7 @@ template <class F>
 auto on_runtime(F f, std::size_t workers = 2) {
   swarm::runtime rt{static_cast<int>(workers)};
   auto fut = std::async(std::launch::async, [&] { return rt.block_on(f(rt.get_executor())); });
-  BOOST_REQUIRE(fut.wait_for(limit * 5) == std::future_status::ready);
+  BOOST_REQUIRE(swarm_test::ready_in_time(fut, limit * 5));
   return fut.get();
 }
 

@@ -63,6 +63,23 @@ bool elapsed_below(std::chrono::steady_clock::time_point start, std::chrono::mil
   return std::chrono::steady_clock::now() - start < d;
 }
 
+// Whether two of the runtime's workers run handlers at the same time: two posted handlers
+// each wait up to `patience` for the other to start, and both must meet within `bound`.
+bool two_workers_meet(runtime& rt, std::chrono::milliseconds patience = 500ms,
+                      std::chrono::steady_clock::duration bound = limit) {
+  struct meeting {
+    std::atomic<int> arrived{0}, met{0};
+  };
+  auto m = std::make_shared<meeting>(); // outlives handlers that run late
+  for (int i = 0; i < 2; ++i)
+    asio::post(rt.get_executor(), [m, patience] {
+      ++m->arrived;
+      if (eventually([&] { return m->arrived == 2; }, patience))
+        ++m->met;
+    });
+  return eventually([&] { return m->met == 2; }, bound);
+}
+
 // A connected pair of sockets on 127.0.0.1, made synchronously.
 template <class Context>
 struct socket_pair {
@@ -765,16 +782,7 @@ BOOST_AUTO_TEST_CASE(restart_brings_back_the_owned_workers) {
     rt.restart();
     BOOST_TEST(!rt.stopped());
     BOOST_TEST(eventually([&] { return ran == 1; }));
-    // Both workers are back: two handlers that wait for each other meet.
-    auto arrived = std::make_shared<std::atomic<int>>(0);
-    auto met = std::make_shared<std::atomic<int>>(0);
-    for (int i = 0; i < 2; ++i)
-      asio::post(rt.get_executor(), [arrived, met] {
-        ++*arrived;
-        if (eventually([&] { return *arrived == 2; }, 500ms))
-          ++*met;
-      });
-    BOOST_TEST(eventually([&] { return *met == 2; }));
+    BOOST_TEST(two_workers_meet(rt)); // both workers are back
   }
 }
 
@@ -801,15 +809,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_is_dropped_by_default
   BOOST_TEST(eventually([&] { return ran == 21; }));
   BOOST_TEST(!rt.stopped());
   BOOST_TEST(!swarm::detail::core_of(rt).scheduler().is_shutdown());
-  auto arrived = std::make_shared<std::atomic<int>>(0);
-  auto met = std::make_shared<std::atomic<int>>(0);
-  for (int i = 0; i < 2; ++i)
-    asio::post(rt.get_executor(), [arrived, met] {
-      ++*arrived;
-      if (eventually([&] { return *arrived == 2; }, 500ms))
-        ++*met;
-    });
-  BOOST_TEST(eventually([&] { return *met == 2; }));
+  BOOST_TEST(two_workers_meet(rt));
 }
 
 // shutdown_runtime: the first such exception shuts the runtime down, cancelling its tasks;
@@ -835,7 +835,7 @@ BOOST_AUTO_TEST_CASE(a_handlers_exception_on_owned_workers_shuts_the_runtime_dow
   asio::post(rt.get_executor(), [] { throw std::runtime_error("boom"); });
   BOOST_TEST(eventually([&] { return swarm::detail::core_of(rt).scheduler().is_shutdown(); }));
   BOOST_TEST(run.join());
-  BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
+  BOOST_REQUIRE(ready_in_time(f));
   bool cancelled = false;
   try {
     f.get();
@@ -861,17 +861,7 @@ BOOST_AUTO_TEST_CASE(stop_then_start_at_once_brings_back_every_worker) {
   for (int round = 0; round < 30 && failed_round < 0; ++round) {
     rt.stop();
     rt.start();
-    struct meeting {
-      std::atomic<int> arrived{0}, met{0};
-    };
-    auto m = std::make_shared<meeting>(); // outlives handlers that run late
-    for (int i = 0; i < 2; ++i)
-      asio::post(rt.get_executor(), [m] {
-        ++m->arrived;
-        if (eventually([&] { return m->arrived == 2; }, 500ms))
-          ++m->met;
-      });
-    if (!eventually([&] { return m->met == 2; }, 1500ms))
+    if (!two_workers_meet(rt, 500ms, 1500ms))
       failed_round = round;
     std::this_thread::sleep_for(std::chrono::milliseconds(round % 3));
   }

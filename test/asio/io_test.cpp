@@ -473,9 +473,7 @@ BOOST_AUTO_TEST_CASE(io_completions_spread_over_the_workers) {
       const int now = ++running;
       for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
       }
-      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
-      while (std::chrono::steady_clock::now() < until) {
-      }
+      busy_for(std::chrono::microseconds(300));
       --running;
       co_await asio::async_write(s, asio::buffer(buf, n), asio::use_awaitable);
     }

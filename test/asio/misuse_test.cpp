@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE(worker_threads_zero_is_refused_and_a_thousand_work) {
   long sum = 0;
   for (auto& h : hs) {
     auto f = h.async_wait(asio::use_future);
-    BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    BOOST_REQUIRE(swarm_test::ready_in_time(f, 30s));
     sum += f.get();
   }
   BOOST_TEST(sum == 1999L * 2000 / 2);
@@ -171,7 +171,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_hook_counts_in_swallowed_exception_count) {
   const std::uint64_t before = rt.metrics().swallowed_exception_count;
   swarm::join_handle<int> h = swarm::spawn(rt.get_executor(), [] { return 1; });
   auto f = h.async_wait(asio::use_future);
-  BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  BOOST_REQUIRE(swarm_test::ready_in_time(f, 30s));
   BOOST_TEST(f.get() == 1);
   BOOST_TEST(rt.metrics().swallowed_exception_count >= before + 1);
   rt.shutdown();
@@ -193,7 +193,7 @@ BOOST_AUTO_TEST_CASE(more_spawn_blocking_calls_than_blocking_threads_all_complet
   int done = 0;
   for (auto& h : hs) {
     auto f = h.async_wait(asio::use_future);
-    BOOST_REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    BOOST_REQUIRE(swarm_test::ready_in_time(f, 30s));
     done += f.get() >= 0;
   }
   BOOST_TEST(done == 20);
@@ -249,7 +249,7 @@ BOOST_AUTO_TEST_CASE(block_on_and_shutdown_from_inside_a_task_throw_logic_error)
     return errors;
   });
   auto f = h.async_wait(asio::use_future);
-  BOOST_REQUIRE(f.wait_for(20s) == std::future_status::ready);
+  BOOST_REQUIRE(swarm_test::ready_in_time(f, 20s));
   const std::string errors = f.get();
   BOOST_TEST(contains(errors, "block_on: called from one of the runtime's own threads"), errors);
   BOOST_TEST(contains(errors, "cannot be shut down from one of its own"), errors);

@@ -28,6 +28,7 @@ using swarm::runtime;
 
 namespace {
 
+using swarm_test::busy_for;
 using swarm_test::frame_token;
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -38,18 +39,9 @@ constexpr int rounds = 2000;
 constexpr auto time_budget = 15s;
 #endif
 
-// About `us` microseconds of work that the optimiser cannot remove.
-void compute(int us) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-  volatile unsigned x = 0;
-  while (std::chrono::steady_clock::now() < end)
-    for (int i = 0; i < 64; ++i)
-      x = x + static_cast<unsigned>(i);
-}
-
 asio::awaitable<void> busy_yielder(frame_token, const std::atomic<bool>& stop) {
   while (!stop.load(std::memory_order_relaxed)) {
-    compute(20);
+    busy_for(20us);
     co_await swarm::yield_now();
   }
 }
@@ -66,7 +58,7 @@ void spawn_successor(runtime& rt, std::atomic<int>& made, std::atomic<int>& free
 
 asio::awaitable<void> successor(runtime& rt, std::atomic<int>& made, std::atomic<int>& freed, int depth,
                                 frame_token) {
-  compute(5);
+  busy_for(5us);
   spawn_successor(rt, made, freed, depth + 1);
   co_return;
 }
@@ -80,7 +72,7 @@ void spawn_successor(runtime& rt, std::atomic<int>& made, std::atomic<int>& free
   try {
     if (depth % 2 == 0) {
       swarm::spawn(rt.get_executor(), [&rt, &made, &freed, depth, tok = frame_token(freed)]() mutable {
-        compute(5);
+        busy_for(5us);
         spawn_successor(rt, made, freed, depth + 1);
       });
     } else {
@@ -141,7 +133,7 @@ BOOST_AUTO_TEST_CASE(aborted_busy_tasks_complete_every_join_and_free_every_frame
         std::this_thread::sleep_for(std::chrono::microseconds(i % 200));
       h.abort();
       auto joined = h.async_wait(asio::use_future);
-      BOOST_REQUIRE_MESSAGE(joined.wait_for(10s) == std::future_status::ready, "an aborted task's join never resolved");
+      BOOST_REQUIRE_MESSAGE(swarm_test::ready_in_time(joined, 10s), "an aborted task's join never resolved");
       try {
         joined.get();
         ++completed;
@@ -197,7 +189,7 @@ BOOST_AUTO_TEST_CASE(a_coroutine_dropped_by_its_operation_resolves_its_join_with
     co_return 1;
   });
   auto joined = h.async_wait(asio::use_future);
-  BOOST_REQUIRE_MESSAGE(joined.wait_for(10s) == std::future_status::ready, "the join never resolved");
+  BOOST_REQUIRE_MESSAGE(swarm_test::ready_in_time(joined, 10s), "the join never resolved");
   try {
     joined.get();
     BOOST_FAIL("the join resolved with a value");

@@ -1,11 +1,15 @@
-// Shared helpers of the Asio-layer tests: bounded ways to drive a runtime, the executor
-// types every conformance test runs on, and small counters. Boost.Test assertions are not
+// Shared helpers of the Asio-layer tests: bounded ways to drive a runtime and to wait, the
+// executor types every conformance test runs on, and small counters. Boost.Test assertions are not
 // thread-safe, so threads record into atomics and the test thread checks them afterwards.
 #pragma once
 
 #include <swarm/runtime.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -150,6 +154,25 @@ bool eventually(Pred pred, std::chrono::steady_clock::duration bound = limit) {
     std::this_thread::sleep_for(1ms);
   }
   return true;
+}
+
+// Whether `f` is ready within `bound`.
+template <class T>
+bool ready_in_time(std::future<T>& f, std::chrono::steady_clock::duration bound = limit) {
+  return f.wait_for(bound) == std::future_status::ready;
+}
+
+// Suspends the calling coroutine for `d` on a timer of its executor.
+inline boost::asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
+  co_await t.async_wait(boost::asio::use_awaitable);
+}
+
+// Keeps the calling thread busy for `d` (a task that occupies its worker).
+inline void busy_for(std::chrono::steady_clock::duration d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
 }
 
 // Counts destructions of the objects a handler captured.

@@ -34,7 +34,10 @@ using swarm::runtime;
 
 namespace {
 
+using swarm_test::eventually;
 using swarm_test::frame_token;
+using swarm_test::ready_in_time;
+using swarm_test::sleep_for;
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr int scale_div = 2; // sanitizers: 5-15x slower on 2 cores
@@ -42,23 +45,8 @@ constexpr int scale_div = 2; // sanitizers: 5-15x slower on 2 cores
 constexpr int scale_div = 1;
 #endif
 
+// The stress tests' bound on a single wait: above support.hpp's, for the heavier load.
 constexpr std::chrono::seconds limit{5};
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::steady_clock::duration bound = limit) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
 
 // The published abort handles of tasks, readable from any thread once published.
 class abort_board {
@@ -183,12 +171,13 @@ BOOST_AUTO_TEST_CASE(spawn_abort_join_from_many_threads_completes_every_join_onc
     s1.join();
     a0.join();
     a1.join();
-    BOOST_REQUIRE(eventually([&] {
+    const auto all_completed = [&] {
       for (int i = 0; i < n; ++i)
         if (completions[i].load() == 0)
           return false;
       return true;
-    }));
+    };
+    BOOST_REQUIRE(eventually(all_completed, limit));
   }
   int values = 0, cancelled = 0, once = 0, cancelled_without_abort = 0, wrong = 0;
   for (int i = 0; i < n; ++i) {
@@ -286,7 +275,7 @@ BOOST_AUTO_TEST_CASE(join_sets_raced_by_cancelled_joins_aborts_and_destruction) 
     });
     for (auto& w : workers) {
       auto f = w.async_wait(asio::use_future);
-      BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
+      BOOST_REQUIRE(ready_in_time(f, limit));
       f.get();
     }
     stop = true;
@@ -332,7 +321,7 @@ BOOST_AUTO_TEST_CASE(join_handle_waits_raced_by_or_lose_no_value) {
     co_return lost;
   });
   auto f = waiter.async_wait(asio::use_future);
-  BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
+  BOOST_REQUIRE(ready_in_time(f, limit));
   BOOST_TEST(f.get() == 0);
   BOOST_TEST_MESSAGE("join won " << join_won << ", the timer won " << other_won);
 }
@@ -366,7 +355,7 @@ BOOST_AUTO_TEST_CASE(join_set_joins_raced_by_or_lose_no_result) {
     co_return set.empty() ? lost : -2;
   });
   auto f = waiter.async_wait(asio::use_future);
-  BOOST_REQUIRE(f.wait_for(limit) == std::future_status::ready);
+  BOOST_REQUIRE(ready_in_time(f, limit));
   BOOST_TEST(f.get() == 0);
   BOOST_TEST_MESSAGE("join won " << join_won << ", the timer won " << other_won);
 }

@@ -4,9 +4,11 @@
 // cancellation slots, cancellation of tasks suspended in Asio operations, join_set, and
 // runtime shutdown with tasks suspended.
 //
-// Every wait is bounded (`limit`); loopback only. Boost.Test assertions are not thread-safe:
-// tasks record into atomics, the test thread checks them afterwards. Shared state is
-// declared before the runtime, so that it outlives every task the runtime may still unwind.
+// Every wait is bounded (`limit`, support.hpp); loopback only. Boost.Test assertions are not
+// thread-safe: tasks record into atomics, the test thread checks them afterwards. Shared state
+// is declared before the runtime, so that it outlives every task the runtime may still unwind.
+#include "support.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -48,20 +50,11 @@ using swarm::runtime;
 
 namespace {
 
-// Far above what a passing wait needs, far below a test's budget.
-constexpr std::chrono::seconds limit{2};
-
-// Waits until `pred` holds, at most `bound`.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::steady_clock::duration bound = limit) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using swarm_test::busy_for;
+using swarm_test::eventually;
+using swarm_test::limit;
+using swarm_test::ready_in_time;
+using swarm_test::sleep_for;
 
 // A runtime with its own workers (Tokio's model).
 struct started_runtime {
@@ -70,11 +63,6 @@ struct started_runtime {
   explicit started_runtime(swarm::runtime_options o) : rt(std::move(o)) { rt.start(); }
   runtime::executor_type ex() { return rt.get_executor(); }
 };
-
-template <class T>
-bool ready_in_time(std::future<T>& f, std::chrono::steady_clock::duration bound = limit) {
-  return f.wait_for(bound) == std::future_status::ready;
-}
 
 // The future's join_error, or nullopt if it held a value or another exception.
 template <class T>
@@ -111,11 +99,6 @@ std::string logic_error_text(std::future<T>& f) {
   return "<no exception>";
 }
 
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-
 // Suspends until `open` is set (polling with 1 ms timers), at most `limit`.
 asio::awaitable<void> wait_for_flag(const std::atomic<bool>& open) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -123,12 +106,6 @@ asio::awaitable<void> wait_for_flag(const std::atomic<bool>& open) {
     if (std::chrono::steady_clock::now() > deadline)
       throw std::runtime_error("wait_for_flag: timed out");
     co_await sleep_for(1ms);
-  }
-}
-
-void busy_for(std::chrono::steady_clock::duration d) {
-  const auto end = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < end) {
   }
 }
 
