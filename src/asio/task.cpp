@@ -57,39 +57,27 @@ struct strand_drain {
     serial_queue& q = s.queue();
     // A task that never started must never run its coroutine: destroy its handlers unrun.
     const bool run = s.start_state().load(std::memory_order_acquire) == task_start_state::started;
-    std::size_t ran = 0;
-    bool released = false;
+    struct strand_hooks {
+      header* task;
+      // Out of budget: continue later, behind other work.
+      static bool stop() { return !coop::current().decrement(); }
+      // A pusher is mid-push: come back (a later job finds it linked).
+      static bool mid_push() noexcept { return false; }
+      // The exception leaves the job (run() rethrows it, as io_context does). Hand on what
+      // is left with our reference.
+      void thrown(bool released) {
+        if (released)
+          raw_task(task).drop_reference();
+        else
+          post_strand_drain(task);
+      }
+    };
+    serial_queue::drained d;
     {
       drain_scope scope(&q, nullptr);
-      for (;;) {
-        serial_op* op = q.next();
-        if (!op) {
-          if (ran != 0) {
-            released = q.release(ran);
-            ran = 0;
-            if (released)
-              break;
-            continue;
-          }
-          break; // a pusher is mid-push: come back
-        }
-        ++ran;
-        try {
-          op->complete(op, run);
-        } catch (...) {
-          // The exception leaves the job (run() rethrows it, as io_context does). Account
-          // for the thrower too, and hand on what is left with our reference.
-          if (q.release(ran))
-            raw_task(task).drop_reference();
-          else
-            post_strand_drain(task);
-          throw;
-        }
-        if (!coop::current().decrement())
-          break;
-      }
+      d = q.drain(run, strand_hooks{task});
     }
-    if (!released && !(ran != 0 && q.release(ran))) {
+    if (!d.released && !(d.ran != 0 && q.release(d.ran))) {
       // Still responsible: continue later, behind other work (the reference moves on).
       post_strand_drain(task);
       return;
