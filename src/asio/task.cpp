@@ -14,25 +14,19 @@ drain_scope*& drain_scope::current() noexcept {
 namespace {
 
 // Destroys, unrun, everything queued on a task, including what those destructions queue,
-// then gives up the caller's reference. The caller holds the drain responsibility.
+// then gives up the caller's reference. The caller holds the drain responsibility, and
+// cannot hand it on (nothing may be posted any more): it drains until the count is zero.
 void destroy_queued(header* task) noexcept {
-  serial_queue& q = task_sched::of(task).queue();
-  std::size_t n = 0;
-  for (;;) {
-    serial_op* op = q.next();
-    if (!op) {
-      if (n != 0) {
-        if (q.release(n))
-          break;
-        n = 0;
-        continue;
-      }
-      std::this_thread::yield(); // counted but not linked yet: a pusher is mid-push
-      continue;
+  struct destroy_hooks {
+    static bool stop() noexcept { return false; }
+    // Counted but not linked yet: a pusher is mid-push.
+    static bool mid_push() noexcept {
+      std::this_thread::yield();
+      return true;
     }
-    op->complete(op, false);
-    ++n;
-  }
+    static void thrown(bool) noexcept {} // then terminate: a destruction that throws leaves noexcept
+  };
+  task_sched::of(task).queue().drain(false, destroy_hooks{});
   raw_task(task).drop_reference();
 }
 
