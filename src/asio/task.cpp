@@ -14,25 +14,19 @@ drain_scope*& drain_scope::current() noexcept {
 namespace {
 
 // Destroys, unrun, everything queued on a task, including what those destructions queue,
-// then gives up the caller's reference. The caller holds the drain responsibility.
+// then gives up the caller's reference. The caller holds the drain responsibility, and
+// cannot hand it on (nothing may be posted any more): it drains until the count is zero.
 void destroy_queued(header* task) noexcept {
-  serial_queue& q = task_sched::of(task).queue();
-  std::size_t n = 0;
-  for (;;) {
-    serial_op* op = q.next();
-    if (!op) {
-      if (n != 0) {
-        if (q.release(n))
-          break;
-        n = 0;
-        continue;
-      }
-      std::this_thread::yield(); // counted but not linked yet: a pusher is mid-push
-      continue;
+  struct destroy_hooks {
+    static bool stop() noexcept { return false; }
+    // Counted but not linked yet: a pusher is mid-push.
+    static bool mid_push() noexcept {
+      std::this_thread::yield();
+      return true;
     }
-    op->complete(op, false);
-    ++n;
-  }
+    static void thrown(bool) noexcept {} // then terminate: a destruction that throws leaves noexcept
+  };
+  task_sched::of(task).queue().drain(false, destroy_hooks{});
   raw_task(task).drop_reference();
 }
 
@@ -57,39 +51,27 @@ struct strand_drain {
     serial_queue& q = s.queue();
     // A task that never started must never run its coroutine: destroy its handlers unrun.
     const bool run = s.start_state().load(std::memory_order_acquire) == task_start_state::started;
-    std::size_t ran = 0;
-    bool released = false;
+    struct strand_hooks {
+      header* task;
+      // Out of budget: continue later, behind other work.
+      static bool stop() { return !coop::current().decrement(); }
+      // A pusher is mid-push: come back (a later job finds it linked).
+      static bool mid_push() noexcept { return false; }
+      // The exception leaves the job (run() rethrows it, as io_context does). Hand on what
+      // is left with our reference.
+      void thrown(bool released) {
+        if (released)
+          raw_task(task).drop_reference();
+        else
+          post_strand_drain(task);
+      }
+    };
+    serial_queue::drained d;
     {
       drain_scope scope(&q, nullptr);
-      for (;;) {
-        serial_op* op = q.next();
-        if (!op) {
-          if (ran != 0) {
-            released = q.release(ran);
-            ran = 0;
-            if (released)
-              break;
-            continue;
-          }
-          break; // a pusher is mid-push: come back
-        }
-        ++ran;
-        try {
-          op->complete(op, run);
-        } catch (...) {
-          // The exception leaves the job (run() rethrows it, as io_context does). Account
-          // for the thrower too, and hand on what is left with our reference.
-          if (q.release(ran))
-            raw_task(task).drop_reference();
-          else
-            post_strand_drain(task);
-          throw;
-        }
-        if (!coop::current().decrement())
-          break;
-      }
+      d = q.drain(run, strand_hooks{task});
     }
-    if (!released && !(ran != 0 && q.release(ran))) {
+    if (!d.released && !(d.ran != 0 && q.release(d.ran))) {
       // Still responsible: continue later, behind other work (the reference moves on).
       post_strand_drain(task);
       return;

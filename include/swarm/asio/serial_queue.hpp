@@ -108,6 +108,52 @@ public:
 
   // ---- The drainer only (holding the responsibility) ----
 
+  // What a drain left: ops completed but not yet accounted for, and whether the count
+  // reached zero (the responsibility is released: the queue must not be touched again).
+  struct drained {
+    std::size_t ran = 0;
+    bool released = false;
+  };
+
+  // The drain loop, the only one. Completes ops in FIFO order (run = false destroys them
+  // unrun) and accounts for them in batches: when none is visible, what ran is released,
+  // and the loop ends if that brought the count to zero. Otherwise the responsibility
+  // stays with the caller, and `hooks` decide the rest:
+  //   - stop(), after each op: true ends the loop, with `ran` still to account for;
+  //   - mid_push(), when ops are counted but none is visible and none ran since the last
+  //     release (a pusher is between its count and its link): true retries, false ends
+  //     the loop;
+  //   - thrown(released), when an op throws, after what ran was accounted for, the thrower
+  //     included, so that the count stays true; the exception then propagates.
+  template <class Hooks>
+  drained drain(bool run, Hooks&& hooks) {
+    drained d;
+    for (;;) {
+      serial_op* op = next();
+      if (!op) {
+        if (d.ran != 0) {
+          d.released = release(d.ran);
+          d.ran = 0;
+          if (d.released)
+            return d;
+          continue;
+        }
+        if (hooks.mid_push())
+          continue;
+        return d;
+      }
+      ++d.ran;
+      try {
+        op->complete(op, run);
+      } catch (...) {
+        hooks.thrown(release(d.ran));
+        throw;
+      }
+      if (hooks.stop())
+        return d;
+    }
+  }
+
   // The next op in FIFO order, or null if none is visible yet (a pusher may be between
   // its count and its link: the count says whether to retry).
   serial_op* next() noexcept {

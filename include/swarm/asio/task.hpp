@@ -129,12 +129,8 @@ inline void submit_to_task(header* h, serial_op* op) {
   }
 }
 
-// What a poll's drain of the task's queue left: handlers run but not yet accounted for,
-// and whether the queue was released (nothing left, no responsibility kept).
-struct queue_drain {
-  std::size_t ran = 0;
-  bool released = false;
-
+// What a poll's drain of the task's queue left, and how the poll hands it on.
+struct queue_drain : serial_queue::drained {
   // The future is not done: account for what ran. Whatever a push adds after that wakes
   // the task again.
   void settle(serial_queue& q) noexcept {
@@ -179,56 +175,48 @@ inline void drop_unfinished(header* h) {
 template <class Done>
 queue_drain drain_in_poll(task_sched& s, drain_scope& scope, poll_context& cx, Done done) {
   serial_queue& q = s.queue();
-  queue_drain d;
   if (done())
-    return d;
+    return {};
   // yield_now(): run again only after the worker has polled the driver (Tokio's defer),
   // behind the other runnable tasks. Its continuation waits in the queue or in the future.
   if (scope.yield_requested) {
     s.core()->scheduler().defer(cx.get_waker());
-    return d;
+    return {};
   }
   // Nothing counted: nothing to drain and no responsibility held (a push from now on wakes
   // the task). Most polls of a coro task end here, without the exchange of next().
   if (q.pending() == 0)
-    return d;
-  for (;;) {
-    serial_op* op = q.next();
-    if (!op) {
-      if (d.ran != 0) {
-        d.released = q.release(d.ran);
-        d.ran = 0;
-        if (d.released)
-          break;
-        continue;
+    return {};
+  struct poll_hooks {
+    task_sched& s;
+    drain_scope& scope;
+    poll_context& cx;
+    Done& done;
+
+    bool stop() {
+      if (done())
+        return true;
+      if (scope.yield_requested) {
+        s.core()->scheduler().defer(cx.get_waker());
+        return true;
       }
-      // Counted but not linked yet: a pusher is mid-push. Come back shortly.
+      if (!coop::current().decrement()) {
+        // Out of budget: keep the responsibility and come back after other work.
+        cx.get_waker().wake_by_ref();
+        return true;
+      }
+      return false;
+    }
+    // Counted but not linked yet: a pusher is mid-push. Come back shortly.
+    bool mid_push() {
       cx.get_waker().wake_by_ref();
-      break;
+      return false;
     }
-    ++d.ran;
-    try {
-      op->complete(op, true);
-    } catch (...) {
-      // A handler threw out of the task (the task panics). Account for what ran, the
-      // thrower included, so that the count stays true: if ops are left, the future's
-      // destructor finds them pending and owes them a drainer.
-      q.release(d.ran);
-      throw;
-    }
-    if (done())
-      break;
-    if (scope.yield_requested) {
-      s.core()->scheduler().defer(cx.get_waker());
-      break;
-    }
-    if (!coop::current().decrement()) {
-      // Out of budget: keep the responsibility and come back after other work.
-      cx.get_waker().wake_by_ref();
-      break;
-    }
-  }
-  return d;
+    // A handler threw out of the task (the task panics). If ops are left, the future's
+    // destructor finds them pending and owes them a drainer.
+    static void thrown(bool) noexcept {}
+  };
+  return {q.drain(true, poll_hooks{s, scope, cx, done})};
 }
 
 template <class T>
