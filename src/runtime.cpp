@@ -71,7 +71,8 @@ runtime::runtime(runtime_options options) : runtime(resolved(std::move(options))
 
 runtime::runtime(runtime_options options, resolved_tag)
     : flavor_(options.flavor), driver_(*this, hint_for(options)),
-      core_(*this, std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_), &on_out_of_work) {
+      core_(*this, std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_),
+            &on_out_of_work) {
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
 }
 

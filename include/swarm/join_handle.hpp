@@ -341,7 +341,8 @@ public:
   using signature = detail::join_signature<T>;
 
   join_handle() noexcept = default;
-  join_handle(detail::context_core* core, detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw) noexcept
+  join_handle(detail::context_core* core,
+              detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw) noexcept
       : core_(core), raw_(std::move(raw)) {}
   join_handle(join_handle&& o) noexcept
       : core_(o.core_), raw_(std::move(o.raw_)), waiter_(std::exchange(o.waiter_, nullptr)) {}

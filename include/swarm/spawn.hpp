@@ -107,13 +107,15 @@ private:
 // Creates a task running `future` on the runtime and schedules it. `before_publish`
 // finishes the task while only this thread can reach it.
 template <class R, class F, class Init = no_before_publish>
-join_handle<R> spawn_task(context_core& core, F future, std::source_location loc, Init&& before_publish = {}) {
+join_handle<R> spawn_task(context_core& core, F future, std::source_location loc,
+                          Init&& before_publish = {}) {
   multi_thread::handle& sched = core.scheduler();
   if (sched.is_shutdown())
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
-  bind_result<F, task_sched> b = sched.owned().bind(std::move(future), task_sched(&core), id, loc,
-                                                    sched.terminate_hook(), std::forward<Init>(before_publish));
+  bind_result<F, task_sched> b =
+      sched.owned().bind(std::move(future), task_sched(&core), id, loc, sched.terminate_hook(),
+                         std::forward<Init>(before_publish));
   join_handle<R> jh(&core, std::move(b.join));
   sched.run_spawn_hook(task_meta{id, loc});
   if (b.first)
@@ -128,7 +130,8 @@ join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_loca
   // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
   // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
   auto launch = [&](header* h) {
-    boost::asio::co_spawn(AwEx(task_executor(&core, h)), std::forward<Make>(make), spawn_completion<stored_t<T>>(h));
+    boost::asio::co_spawn(AwEx(task_executor(&core, h)), std::forward<Make>(make),
+                          spawn_completion<stored_t<T>>(h));
   };
   return spawn_task<T>(core, task_future<stored_t<T>>(&core), loc, launch);
 }
@@ -181,8 +184,10 @@ private:
 };
 
 template <class Fn>
-join_handle<typename callable_future<Fn>::result_type> spawn_callable(context_core& core, Fn fn, std::source_location loc) {
-  return spawn_task<typename callable_future<Fn>::result_type>(core, callable_future<Fn>(&core, std::move(fn)), loc);
+join_handle<typename callable_future<Fn>::result_type> spawn_callable(context_core& core, Fn fn,
+                                                                      std::source_location loc) {
+  return spawn_task<typename callable_future<Fn>::result_type>(
+      core, callable_future<Fn>(&core, std::move(fn)), loc);
 }
 
 template <class T>
@@ -220,12 +225,12 @@ template <class Executor, class F>
   requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
            std::is_invocable_v<std::decay_t<F>&>)
 auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
-  detail::context_core& core = detail::core_of_executor(ex);
-  using R = std::invoke_result_t<std::decay_t<F>&>;
-  if constexpr (detail::is_coro<R>::value) {
-    using Fn = std::decay_t<F>;
-    return detail::spawn_task<typename R::value_type>(
-        core, detail::coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc);
+    detail::context_core& core = detail::core_of_executor(ex);
+    using R = std::invoke_result_t<std::decay_t<F>&>;
+    if constexpr (detail::is_coro<R>::value) {
+      using Fn = std::decay_t<F>;
+      return detail::spawn_task<typename R::value_type>(
+          core, detail::coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc);
   } else if constexpr (detail::is_awaitable<R>::value) {
     using T = typename detail::is_awaitable<R>::value_type;
     using AwEx = typename detail::is_awaitable<R>::executor_type;

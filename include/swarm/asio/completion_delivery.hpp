@@ -28,8 +28,8 @@
 //     owner's writes before deleting. Everything else is the owning state's (its mutex).
 #pragma once
 
-#include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/context_core.hpp>
+#include <swarm/asio/must_run_job.hpp>
 #include <swarm/asio/runtime_executor.hpp>
 #include <swarm/task/core.hpp>
 #include <swarm/task/waker.hpp>

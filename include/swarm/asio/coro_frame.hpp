@@ -171,7 +171,8 @@ public:
   using executor_type = task_executor;
   using cancellation_slot_type = boost::asio::cancellation_slot;
 
-  coro_handler(op_result<Args...>* r, context_core* core, header* task) noexcept : result_(r), core_(core), task_(task) {
+  coro_handler(op_result<Args...>* r, context_core* core, header* task) noexcept
+      : result_(r), core_(core), task_(task) {
     task_->state.ref_inc();
   }
   coro_handler(coro_handler&& o) noexcept

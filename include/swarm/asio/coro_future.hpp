@@ -14,6 +14,7 @@
 // waits on keeps its handler, which never runs and never touches the frame.
 #pragma once
 
+#include <swarm/asio/completion_delivery.hpp>
 #include <swarm/asio/coro_frame.hpp>
 #include <swarm/asio/task.hpp>
 

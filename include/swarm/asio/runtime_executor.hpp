@@ -76,11 +76,13 @@ public:
   }
   constexpr runtime_executor<Allocator, Bits | runtime_executor_bits::outstanding_work_tracked>
   require(boost::asio::execution::outstanding_work_t::tracked_t) const {
-    return runtime_executor<Allocator, Bits | runtime_executor_bits::outstanding_work_tracked>(core_, *this, bits_);
+    return runtime_executor<Allocator, Bits | runtime_executor_bits::outstanding_work_tracked>(core_, *this,
+                                                                                               bits_);
   }
   constexpr runtime_executor<Allocator, Bits & ~runtime_executor_bits::outstanding_work_tracked>
   require(boost::asio::execution::outstanding_work_t::untracked_t) const {
-    return runtime_executor<Allocator, Bits & ~runtime_executor_bits::outstanding_work_tracked>(core_, *this, bits_);
+    return runtime_executor<Allocator, Bits & ~runtime_executor_bits::outstanding_work_tracked>(core_, *this,
+                                                                                                bits_);
   }
   template <class OtherAllocator>
   constexpr runtime_executor<OtherAllocator, Bits>
@@ -131,9 +133,7 @@ public:
     return a.core_ == b.core_ && a.bits_ == b.bits_ &&
            static_cast<const Allocator&>(a) == static_cast<const Allocator&>(b);
   }
-  friend bool operator!=(const runtime_executor& a, const runtime_executor& b) noexcept {
-    return !(a == b);
-  }
+  friend bool operator!=(const runtime_executor& a, const runtime_executor& b) noexcept { return !(a == b); }
 
   // Runs `f` inline when allowed (blocking.possibly) and this thread is a worker of the
   // runtime, as io_context does; otherwise queues it. Per handler; hot.

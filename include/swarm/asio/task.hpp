@@ -14,8 +14,8 @@
 // task, serialised with the coroutine, which unwinds at its current await.
 #pragma once
 
-#include <swarm/asio/serial_queue.hpp>
 #include <swarm/asio/context_core.hpp>
+#include <swarm/asio/serial_queue.hpp>
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/task/core.hpp>
 #include <swarm/task/task.hpp>
@@ -86,10 +86,18 @@ public:
   }
 
   // The scheduler concept.
-  void schedule(notified<task_sched> n) { core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false); }
-  void yield_now(notified<task_sched> n) { core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true); }
-  task<task_sched> release(raw_task t) { return task<task_sched>(core_->scheduler().owned().remove(t).release()); }
-  void unhandled_exception(std::exception_ptr e) { multi_thread::handle_ref{&core_->scheduler()}.unhandled_exception(e); }
+  void schedule(notified<task_sched> n) {
+    core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), false);
+  }
+  void yield_now(notified<task_sched> n) {
+    core_->scheduler().schedule_task(multi_thread::notified_task(std::move(n).into_raw()), true);
+  }
+  task<task_sched> release(raw_task t) {
+    return task<task_sched>(core_->scheduler().owned().remove(t).release());
+  }
+  void unhandled_exception(std::exception_ptr e) {
+    multi_thread::handle_ref{&core_->scheduler()}.unhandled_exception(e);
+  }
 
   static task_sched& of(header* h) noexcept { return get_scheduler<task_sched>(h); }
 
@@ -224,7 +232,9 @@ class task_future {
 public:
   using output_type = task_output<T>;
 
-  explicit task_future(context_core* core) noexcept : core_(core) { core_->work_started(); } // a live task is work
+  explicit task_future(context_core* core) noexcept : core_(core) {
+    core_->work_started();
+  } // a live task is work
   task_future(task_future&& o) noexcept : core_(std::exchange(o.core_, nullptr)), h_(o.h_) {}
   task_future& operator=(task_future&&) = delete;
 

@@ -5,8 +5,8 @@
 // completes; it then behaves as a plain strand on the runtime.
 #pragma once
 
-#include <swarm/asio/task.hpp>
 #include <swarm/asio/context_core.hpp>
+#include <swarm/asio/task.hpp>
 
 #include <boost/asio/execution.hpp>
 
@@ -23,7 +23,8 @@ class basic_task_executor {
 
 public:
   // Adopts nothing: takes its own reference.
-  basic_task_executor(context_core* core, header* h, unsigned bits = 0) noexcept : core_(core), h_(h), bits_(bits) {
+  basic_task_executor(context_core* core, header* h, unsigned bits = 0) noexcept
+      : core_(core), h_(h), bits_(bits) {
     h_->state.ref_inc();
     if constexpr ((Bits & outstanding_work_tracked) != 0)
       core_->work_started();
