@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_hook_counts_in_swallowed_exception_count) {
   auto f = h.async_wait(asio::use_future);
   BOOST_REQUIRE(swarm_test::ready_in_time(f, 30s));
   BOOST_TEST(f.get() == 1);
-  BOOST_TEST(rt.metrics().swallowed_exception_count >= before + 1);
+  BOOST_TEST(rt.metrics().swallowed_exception_count == before + 1); // once, by spawn() itself
   rt.shutdown();
 }
 

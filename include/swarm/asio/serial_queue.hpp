@@ -115,7 +115,8 @@ public:
     bool released = false;
   };
 
-  // The drain loop, the only one. Completes ops in FIFO order (run = false destroys them
+  // The drain loop of a task's handler queue, for its three drainers: a poll of the task,
+  // the strand drain job after the task ended, and the unrun destruction. Completes ops in FIFO order (run = false destroys them
   // unrun) and accounts for them in batches: when none is visible, what ran is released,
   // and the loop ends if that brought the count to zero. Otherwise the responsibility
   // stays with the caller, and `hooks` decide the rest:

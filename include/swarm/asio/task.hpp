@@ -232,9 +232,8 @@ class task_future {
 public:
   using output_type = task_output<T>;
 
-  explicit task_future(context_core* core) noexcept : core_(core) {
-    core_->work_started();
-  } // a live task is work
+  // A live task is outstanding work.
+  explicit task_future(context_core* core) noexcept : core_(core) { core_->work_started(); }
   task_future(task_future&& o) noexcept : core_(std::exchange(o.core_, nullptr)), h_(o.h_) {}
   task_future& operator=(task_future&&) = delete;
 
