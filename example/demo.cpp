@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -260,14 +261,19 @@ void step_coro(swarm::runtime& rt) {
 } // namespace
 
 int main(int argc, char** argv) {
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
-  if (argc > 1)
-    threads = std::atoi(argv[1]);
-  if (threads < 1) {
-    std::fprintf(stderr, "usage: demo [threads >= 1]\n");
+  long threads = std::max(1L, static_cast<long>(std::thread::hardware_concurrency()));
+  if (argc > 1) {
+    char* end = nullptr;
+    errno = 0;
+    threads = std::strtol(argv[1], &end, 10);
+    if (end == argv[1] || *end != '\0' || errno == ERANGE || threads > 1024)
+      threads = 0; // not a whole number in range: the usage below
+  }
+  if (argc > 2 || threads < 1) {
+    std::fprintf(stderr, "usage: demo [threads, 1 to 1024]\n");
     return 2;
   }
-  step_drop_in(threads);
+  step_drop_in(static_cast<int>(threads));
 
   // Tokio's model: the runtime owns its workers; block_on runs a coroutine from outside.
   swarm::runtime_options options;

@@ -4,6 +4,7 @@
 // freed and nothing used after it was freed (ASan), and no write racing another (TSan): the
 // cancellation of a task with a queued resume, and a task published to shutdown before it
 // was complete, were both found this way. Bounded in rounds and in time.
+#include "../sanitizer.hpp"
 #include "support.hpp"
 
 #include <swarm/swarm.hpp>
@@ -31,7 +32,7 @@ namespace {
 using swarm_test::busy_for;
 using swarm_test::frame_token;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(SWARM_TEST_TSAN) || defined(SWARM_TEST_ASAN)
 constexpr int rounds = 500;
 constexpr auto time_budget = 25s;
 #else

@@ -4,6 +4,7 @@
 // joins, aborts and their own destruction; join waits raced by `||`. Every join must
 // complete exactly once, no result may be lost, every coroutine frame must be freed
 // (ASan/LSan see the rest). Bounded in count and in time; smaller under sanitizers.
+#include "../sanitizer.hpp"
 #include "support.hpp"
 
 #include <swarm/swarm.hpp>
@@ -39,7 +40,7 @@ using swarm_test::frame_token;
 using swarm_test::ready_in_time;
 using swarm_test::sleep_for;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(SWARM_TEST_TSAN) || defined(SWARM_TEST_ASAN)
 constexpr int scale_div = 2; // sanitizers: 5-15x slower on 2 cores
 #else
 constexpr int scale_div = 1;

@@ -2,6 +2,8 @@
 // overflow target that records what it receives, and sizes scaled down under sanitizers.
 #pragma once
 
+#include "../sanitizer.hpp"
+
 #include <swarm/task/header.hpp>
 
 #include <atomic>
@@ -17,26 +19,6 @@
 namespace swarm_test {
 
 using swarm::detail::header;
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-inline constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
-#else
-inline constexpr bool sanitized = false;
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define SWARM_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SWARM_TEST_TSAN 1
-#endif
-#endif
 
 // `n` normally, `n / divisor` (at least 1) under a sanitizer.
 constexpr std::size_t scaled(std::size_t n, std::size_t divisor = 10) noexcept {

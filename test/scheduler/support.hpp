@@ -12,6 +12,8 @@
 #include <swarm/scheduler/options.hpp>
 #include <swarm/task/join.hpp>
 
+#include "../sanitizer.hpp"
+
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -44,17 +46,7 @@ using swarm::detail::unit;
 using swarm::detail::waker;
 using swarm::detail::waker_vtable;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-inline constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-inline constexpr bool sanitized = true;
-#else
-inline constexpr bool sanitized = false;
-#endif
-#else
-inline constexpr bool sanitized = false;
-#endif
+using swarm_test::sanitized;
 
 // `n` normally, `n / divisor` (at least 1) under a sanitizer.
 constexpr std::size_t scaled(std::size_t n, std::size_t divisor = 4) noexcept {

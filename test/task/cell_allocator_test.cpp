@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "../sanitizer.hpp"
+#if defined(SWARM_TEST_ASAN)
 #include <sanitizer/asan_interface.h>
-#define SWARM_TEST_ASAN 1
 #endif
 
 using namespace swarm_test;
