@@ -237,4 +237,29 @@ runtime_metrics runtime::metrics() const {
   return m;
 }
 
+// SCAFFOLD (issue 16, branch dump16): workers only, no tasks. Replaced before merging.
+runtime_dump runtime::dump() const {
+  const detail::multi_thread::handle& h = core_.scheduler();
+  runtime_dump d;
+  d.taken_at = std::chrono::system_clock::now();
+  for (std::size_t i = 0; i < h.num_workers(); ++i) {
+    worker_metrics_snapshot w = h.worker_metrics(i);
+    worker_snapshot s;
+    s.index = i;
+    s.local_queue_depth = w.local_queue_depth;
+    s.poll_count = w.poll_count;
+    s.steal_count = w.steal_count;
+    s.busy = w.total_busy_duration;
+    d.workers.push_back(s);
+  }
+  d.global_queue_depth = h.global_queue_depth();
+  d.num_blocking_threads = h.blocking().num_threads();
+  d.num_idle_blocking_threads = h.blocking().num_idle_threads();
+  d.blocking_queue_depth = h.blocking().queue_depth();
+  return d;
+}
+
+// SCAFFOLD (issue 16, branch dump16).
+bool runtime::abort_task(task_id) { return false; }
+
 } // namespace swarm
