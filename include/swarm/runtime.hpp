@@ -54,7 +54,8 @@ enum class runtime_flavor {
 // Tokio's Builder, with Tokio's defaults.
 struct runtime_options : scheduler_options {
   runtime_flavor flavor = runtime_flavor::multi_thread;
-  // Keep per-task poll counts and times for dump() (a few clock reads per poll).
+  // Keep per-task poll counts and times for dump() (two clock reads per poll, and a small
+  // allocation per spawn). Ignored when built with SWARM_TASK_TRACKING=0.
   bool track_tasks = false;
   // When dump()'s warnings fire.
   dump_options dump;
@@ -166,6 +167,8 @@ private:
   bool out_of_work();
 
   runtime_flavor flavor_;
+  dump_options dump_options_;
+  std::chrono::steady_clock::time_point created_at_ = std::chrono::steady_clock::now();
   // Installed first: Asio's scheduler must be the first service of the context.
   detail::io_driver driver_;
   detail::context_core core_;

@@ -75,14 +75,15 @@ struct worker_snapshot {
   bool parked_with_work = false;
 };
 
-// A task that failed (threw, or was cancelled) after its join handle was dropped: nobody
-// will see the failure. The runtime keeps the most recent few.
+// A task that threw after its join handle was dropped: nobody will see the failure. The
+// runtime keeps the most recent few (failure_log::capacity). A cancellation is not one:
+// whoever aborted the task knows.
 struct unobserved_failure {
   task_id id;
   std::string name;
   std::string spawn_file;
   std::uint32_t spawn_line = 0;
-  std::string what; // the exception's what(), or "cancelled"
+  std::string what; // the exception's what()
 };
 
 // When the warnings fire.
