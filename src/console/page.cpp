@@ -268,13 +268,13 @@ button.abort { font: inherit; font-size: 11px; }
         if (a !== undefined && b !== undefined) series[i].push({ t: hist[k].t, rate: Math.max(0, (b - a) / dt) });
       }
     }
-    let top = 1;
+    let top = 4; // at least 4 polls/s at the top: four whole gridlines
     for (const s of series) for (const p of s) top = Math.max(top, p.rate);
     const step = Math.pow(10, Math.floor(Math.log10(top)));
     top = Math.ceil(top / step) * step;
 
     const c = $('plot'), g = c.getContext('2d');
-    const left = 56, right = 8, topPad = 8, bottom = 20;
+    const left = 56, right = 14, topPad = 8, bottom = 20;
     const w = c.width - left - right, h = c.height - topPad - bottom;
     const x = (tt) => left + w * (1 - (t - tt) / 60);
     const y = (r) => topPad + h * (1 - r / top);
@@ -290,10 +290,13 @@ button.abort { font: inherit; font-size: 11px; }
       g.moveTo(left, y(r));
       g.lineTo(left + w, y(r));
       g.stroke();
-      g.fillText(r >= 1000 ? (r / 1000).toFixed(r >= 10000 ? 0 : 1) + 'k' : String(Math.round(r)), left - 6, y(r) + 4);
+      const label = r >= 1000 ? (r / 1000).toFixed(r >= 10000 ? 0 : 1) + 'k' : String(Math.round(r * 10) / 10);
+      g.fillText(label, left - 6, y(r) + 4);
     }
-    g.textAlign = 'center';
-    for (const ago of [60, 45, 30, 15, 0]) g.fillText(ago ? '-' + ago + ' s' : 'now', x(t - ago), c.height - 5);
+    for (const ago of [60, 45, 30, 15, 0]) {
+      g.textAlign = ago === 60 ? 'left' : ago === 0 ? 'right' : 'center';
+      g.fillText(ago ? '-' + ago + ' s' : 'now', x(t - ago), c.height - 5);
+    }
     g.lineWidth = 1.6;
     series.forEach((s, i) => {
       g.strokeStyle = colour(i);

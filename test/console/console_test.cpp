@@ -291,7 +291,7 @@ reply parse(const std::string& raw, bool closed) {
 
 // One request on a new connection; the server closes after it (Connection: close, or an
 // error), so the whole answer is what arrives before the end of the stream.
-reply exchange(unsigned short port, std::string_view bytes) {
+reply round_trip(unsigned short port, std::string_view bytes) {
   client c(port);
   BOOST_REQUIRE(c.connected());
   c.send(bytes);
@@ -304,7 +304,7 @@ reply request(unsigned short port, std::string_view method, std::string_view tar
   std::string bytes = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   bytes += extra_headers;
   bytes += "Connection: close\r\n\r\n";
-  return exchange(port, bytes);
+  return round_trip(port, bytes);
 }
 
 reply get(unsigned short port, std::string_view target) { return request(port, "GET", target); }
@@ -539,7 +539,7 @@ BOOST_AUTO_TEST_CASE(bad_requests_are_refused_and_the_server_keeps_running) {
   };
   for (int round = 0; round < 2; ++round) {
     for (const refused& rc : cases) {
-      const reply r = exchange(port, rc.bytes);
+      const reply r = round_trip(port, rc.bytes);
       BOOST_TEST(r.status == rc.status, rc.what << ": got " << r.status);
       BOOST_TEST(r.closed, rc.what << ": connection left open");
     }
@@ -655,7 +655,7 @@ BOOST_AUTO_TEST_CASE(connection_cap_and_idle_timeout) {
     const auto start = std::chrono::steady_clock::now();
     c.read_all(3s);
     BOOST_TEST(c.closed());
-    BOOST_TEST(std::chrono::steady_clock::now() - start < 3s);
+    BOOST_TEST((std::chrono::steady_clock::now() - start < 3s));
   }
   // a and b are gone: their slots come back once the server sees them close.
   BOOST_TEST(eventually([&] { return get(port, "/workers.json").status == 200; }));
@@ -668,7 +668,7 @@ BOOST_AUTO_TEST_CASE(connection_cap_and_idle_timeout) {
   const auto start = std::chrono::steady_clock::now();
   idle.read_all(5s);
   BOOST_TEST(idle.closed());
-  BOOST_TEST(std::chrono::steady_clock::now() - start < 4s);
+  BOOST_TEST((std::chrono::steady_clock::now() - start < 4s));
   // A client that sends its head a byte at a time is closed at the same deadline.
   client slow(port2);
   slow.send("GET / HTTP/1.1\r\n");
