@@ -37,13 +37,13 @@ server_pid=""
 watchdog_pid=""
 cleanup() {
   exec 3>&- 4>&- 2>/dev/null
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null
+  if [[ -n $server_pid ]]; then
+    kill -TERM -- "-$server_pid" 2>/dev/null
     for _ in $(seq 50); do
       kill -0 "$server_pid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -KILL "$server_pid" 2>/dev/null
+    kill -KILL -- "-$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
   fi
   [[ -n $watchdog_pid ]] && kill "$watchdog_pid" 2>/dev/null
@@ -52,14 +52,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'fail "interrupted (watchdog: over $budget s)"' TERM INT
 
-# The watchdog: past the budget the test is interrupted, and the EXIT trap cleans up.
+# The watchdog: past the budget the test is interrupted, and the EXIT trap cleans up. Killed
+# at exit, it takes its sleep with it (and holds no output open: ctest waits for that).
 (
-  sleep "$budget"
-  kill -TERM $$ 2>/dev/null
-) &
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "$budget" &
+  sleeper=$!
+  wait "$sleeper" && kill -TERM $$
+) >/dev/null 2>&1 &
 watchdog_pid=$!
 
-"$server_bin" --port 0 --threads 2 --console 0 >"$work/server.out" 2>&1 &
+# Its own process group (setsid execs it: same pid), so that cleanup reaches anything it starts.
+setsid "$server_bin" --port 0 --threads 2 --console 0 >"$work/server.out" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   grep -q 'console on' "$work/server.out" && break
