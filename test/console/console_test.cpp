@@ -4,6 +4,10 @@
 #include <swarm/console/json.hpp>
 #include <swarm/spawn.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
@@ -494,6 +498,33 @@ BOOST_AUTO_TEST_CASE(serves_the_page_and_the_json) {
   const reply head = request(ep.port(), "HEAD", "/dump.json");
   BOOST_TEST(head.status == 200);
   BOOST_TEST(head.body.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_hostile_task_name_is_escaped_in_the_json) {
+  // A real task whose name is markup, invalid UTF-8 and control characters, read back from
+  // the server as the page reads it.
+  swarm::runtime rt(tracked(1));
+  rt.start();
+  const auto port = swarm::console::serve(rt).port();
+  auto h = swarm::spawn(
+      rt.get_executor(),
+      []() -> boost::asio::awaitable<void> {
+        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, std::chrono::hours(1));
+        co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      },
+      swarm::spawn_options{.name = "<script>alert(1)</script>\"\n\xFF"});
+  const std::string escaped = R"("name":"\u003cscript\u003ealert(1)\u003c/script\u003e\"\n)"
+                              "\xEF\xBF\xBD\"";
+  std::string body;
+  BOOST_TEST(eventually([&] {
+    body = get(port, "/tasks.json").body;
+    return body.find(escaped) != std::string::npos;
+  }), body);
+  BOOST_TEST(valid_json(body));
+  BOOST_TEST(valid_utf8(body));
+  BOOST_TEST(body.find("<script>") == std::string::npos);
+  BOOST_TEST(body.find("console_test.cpp") != std::string::npos); // the spawn location
+  h.abort();
 }
 
 BOOST_AUTO_TEST_CASE(keep_alive_and_pipelining) {
