@@ -83,7 +83,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long m
     std::string name = "conn ?";
     if (!ec_peer)
       name = "conn " + peer.address().to_string() + ":" + std::to_string(peer.port());
-    swarm::spawn(rt.get_executor(), echo_session(std::move(socket)), swarm::spawn_options{.name = std::move(name)});
+    swarm::spawn(rt.get_executor(), echo_session(std::move(socket)),
+                 swarm::spawn_options{.name = std::move(name)});
   }
 }
 

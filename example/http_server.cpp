@@ -171,7 +171,8 @@ asio::awaitable<std::optional<request>> read_request(tcp::socket& socket, beast:
 asio::awaitable<bool> answer(tcp::socket& socket, const request& req) {
   response res;
   if (req.method() == http::verb::get || req.method() == http::verb::head)
-    res = make_response(http::status::ok, req.version(), req.keep_alive(), hello, req.method() == http::verb::head);
+    res = make_response(http::status::ok, req.version(), req.keep_alive(), hello,
+                        req.method() == http::verb::head);
   else {
     res = make_response(http::status::method_not_allowed, req.version(), req.keep_alive(), "");
     res.set(http::field::allow, "GET, HEAD");
@@ -248,7 +249,8 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long m
     ++accepted;
     socket.set_option(tcp::no_delay(true));
     std::string name = connection_name(socket);
-    swarm::spawn(rt.get_executor(), accept_session(std::move(socket), name), swarm::spawn_options{.name = name});
+    swarm::spawn(rt.get_executor(), accept_session(std::move(socket), name),
+                 swarm::spawn_options{.name = name});
   }
 }
 
@@ -520,9 +522,8 @@ int serve(unsigned short port, const config& cfg) {
   return 0;
 }
 
-constexpr const char* usage =
-    "usage: http_server [--port P] [--threads N] [--current-thread] [--console C]\n"
-    "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n";
+constexpr const char* usage = "usage: http_server [--port P] [--threads N] [--current-thread] [--console C]\n"
+                              "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n";
 
 } // namespace
 

@@ -174,7 +174,8 @@ void append_task(std::string& out, const task_snapshot& t) {
   key(out, "warnings");
   out += '[';
   bool first = true;
-  for (auto [bit, name] : {std::pair{warn_long_poll, "long_poll"}, std::pair{warn_lost_waker, "lost_waker"}}) {
+  for (auto [bit, name] :
+       {std::pair{warn_long_poll, "long_poll"}, std::pair{warn_lost_waker, "lost_waker"}}) {
     if (!(t.warnings & bit))
       continue;
     if (!first)
@@ -251,7 +252,8 @@ void append_array(std::string& out, const std::vector<T>& items, F append_item) 
 // The members every document starts with, without braces.
 void append_header(std::string& out, const runtime_dump& d) {
   key(out, "taken_at_ms");
-  append_int(out, std::chrono::duration_cast<std::chrono::milliseconds>(d.taken_at.time_since_epoch()).count());
+  append_int(out,
+             std::chrono::duration_cast<std::chrono::milliseconds>(d.taken_at.time_since_epoch()).count());
   out += ',';
   key(out, "uptime_ns");
   append_ns(out, d.uptime);
@@ -333,7 +335,8 @@ void append_json_string(std::string& out, std::string_view text) {
       continue;
     }
     // U+2028 and U+2029 (E2 80 A8, E2 80 A9) end a line in JavaScript source before ES2019.
-    if (n == 3 && text[i] == '\xE2' && text[i + 1] == '\x80' && (text[i + 2] == '\xA8' || text[i + 2] == '\xA9'))
+    if (n == 3 && text[i] == '\xE2' && text[i + 1] == '\x80' &&
+        (text[i + 2] == '\xA8' || text[i + 2] == '\xA9'))
       append_u_escape(out, text[i + 2] == '\xA8' ? 0x2028 : 0x2029);
     else
       out.append(text.substr(i, static_cast<std::size_t>(n)));

@@ -382,7 +382,8 @@ std::string render_page(std::string_view nonce) {
   std::string out;
   out.reserve(page.size() + 2 * nonce.size());
   std::size_t from = 0;
-  for (std::size_t at; (at = page.find(nonce_slot, from)) != std::string_view::npos; from = at + nonce_slot.size()) {
+  for (std::size_t at; (at = page.find(nonce_slot, from)) != std::string_view::npos;
+       from = at + nonce_slot.size()) {
     out.append(page.substr(from, at - from));
     out.append(nonce);
   }

@@ -66,7 +66,8 @@ using response = http::response<http::string_body>;
 
 std::string_view text(beast::string_view s) { return {s.data(), s.size()}; }
 
-response make_response(http::status status, unsigned version, std::string_view content_type, std::string body) {
+response make_response(http::status status, unsigned version, std::string_view content_type,
+                       std::string body) {
   response res{status, version};
   res.set(http::field::server, "swarm-console");
   res.set(http::field::content_type, content_type);
@@ -325,7 +326,7 @@ private:
   tcp::endpoint endpoint_;
   bool loopback_only_ = false;
   std::size_t connections_ = 0; // only the console thread touches it
-  std::random_device random_;    // only the console thread touches it
+  std::random_device random_;   // only the console thread touches it
   std::thread thread_;
 };
 

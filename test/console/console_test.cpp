@@ -247,7 +247,8 @@ public:
     const auto end = std::chrono::steady_clock::now() + bound;
     closed_ = false;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
       if (left.count() <= 0)
         return out;
       pollfd p{fd_, POLLIN, 0};
@@ -277,7 +278,9 @@ struct reply {
   std::string body;
   bool closed = false;
 
-  bool has_header(std::string_view line) const { return head.find("\r\n"s + std::string(line) + "\r\n") != std::string::npos; }
+  bool has_header(std::string_view line) const {
+    return head.find("\r\n"s + std::string(line) + "\r\n") != std::string::npos;
+  }
 };
 
 reply parse(const std::string& raw, bool closed) {
@@ -355,7 +358,8 @@ swarm::runtime_options tracked(std::size_t workers) {
 BOOST_AUTO_TEST_SUITE(json)
 
 BOOST_AUTO_TEST_CASE(hostile_name_is_inert) {
-  BOOST_TEST(json_string("<script>alert(1)</script>") == R"("\u003cscript\u003ealert(1)\u003c/script\u003e")");
+  BOOST_TEST(json_string("<script>alert(1)</script>") ==
+             R"("\u003cscript\u003ealert(1)\u003c/script\u003e")");
   BOOST_TEST(json_string(R"(a "quoted" \ back\slash)") == R"("a \"quoted\" \\ back\\slash")");
   BOOST_TEST(json_string("&amp;") == R"("\u0026amp;")");
   BOOST_TEST(json_string("") == R"("")");
@@ -385,8 +389,8 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_is_replaced_by_maximal_subparts) {
   BOOST_TEST(json_string("\xE0\x80\xAF") == quoted(fffd + fffd + fffd)); // overlong: E0 needs A0..BF
   BOOST_TEST(json_string("\xED\xA0\x80") == quoted(fffd + fffd + fffd)); // a surrogate
   BOOST_TEST(json_string("\xF4\x90\x80\x80") == quoted(fffd + fffd + fffd + fffd)); // above U+10FFFF
-  BOOST_TEST(json_string("\xE2\x82") == quoted(fffd));                   // truncated at the end: one subpart
-  BOOST_TEST(json_string("\xE2\x82x") == quoted(fffd + "x"));            // truncated before ASCII
+  BOOST_TEST(json_string("\xE2\x82") == quoted(fffd));        // truncated at the end: one subpart
+  BOOST_TEST(json_string("\xE2\x82x") == quoted(fffd + "x")); // truncated before ASCII
   BOOST_TEST(json_string("\xF0\x9F\x90") == quoted(fffd));
   BOOST_TEST(json_string("\xC3\xC3\xA9") == quoted(fffd + "\xC3\xA9")); // a lead byte, then a whole é
 }
@@ -439,8 +443,8 @@ BOOST_AUTO_TEST_CASE(documents_are_valid_json) {
   d.workers.back().busy_ratio = std::numeric_limits<double>::quiet_NaN(); // not JSON: written as 0
   d.unobserved_failures.push_back({swarm::task_id(5), "n\"", "f", 1, "boom\n"});
 
-  for (const std::string& doc : {swarm::console::tasks_json(d), swarm::console::workers_json(d),
-                                 swarm::console::dump_json(d, true)}) {
+  for (const std::string& doc :
+       {swarm::console::tasks_json(d), swarm::console::workers_json(d), swarm::console::dump_json(d, true)}) {
     BOOST_TEST(valid_json(doc), doc);
     BOOST_TEST(valid_utf8(doc));
     BOOST_TEST(doc.find('<') == std::string::npos);
@@ -475,7 +479,8 @@ BOOST_AUTO_TEST_CASE(serves_the_page_and_the_json) {
   const reply page = get(ep.port(), "/");
   BOOST_TEST(page.status == 200);
   BOOST_TEST(page.has_header("Content-Type: text/html; charset=utf-8"));
-  BOOST_TEST(page.head.find("Content-Security-Policy: default-src 'none'; script-src 'nonce-") != std::string::npos);
+  BOOST_TEST(page.head.find("Content-Security-Policy: default-src 'none'; script-src 'nonce-") !=
+             std::string::npos);
   BOOST_TEST(page.body.find("<canvas id=\"plot\"") != std::string::npos);
   BOOST_TEST(page.body.find("innerHTML") == std::string::npos);
   // Self-contained: nothing loaded from elsewhere.
@@ -517,9 +522,10 @@ BOOST_AUTO_TEST_CASE(a_hostile_task_name_is_escaped_in_the_json) {
                               "\xEF\xBF\xBD\"";
   std::string body;
   BOOST_TEST(eventually([&] {
-    body = get(port, "/tasks.json").body;
-    return body.find(escaped) != std::string::npos;
-  }), body);
+               body = get(port, "/tasks.json").body;
+               return body.find(escaped) != std::string::npos;
+             }),
+             body);
   BOOST_TEST(valid_json(body));
   BOOST_TEST(valid_utf8(body));
   BOOST_TEST(body.find("<script>") == std::string::npos);
@@ -563,8 +569,8 @@ BOOST_AUTO_TEST_CASE(bad_requests_are_refused_and_the_server_keeps_running) {
       {"a path below a page", "GET /tasks.json/x HTTP/1.1\r\nConnection: close\r\n\r\n", 404},
       {"POST to a page", "POST /tasks.json HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405},
       {"DELETE /", "DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n", 405},
-      {"a rebound host name", "GET /dump.json HTTP/1.1\r\nHost: attacker.example:8080\r\nConnection: close\r\n\r\n",
-       403},
+      {"a rebound host name",
+       "GET /dump.json HTTP/1.1\r\nHost: attacker.example:8080\r\nConnection: close\r\n\r\n", 403},
       {"a head over 8 KiB", "GET / HTTP/1.1\r\nX-Padding: " + std::string(9000, 'a') + "\r\n\r\n", 431},
       {"a body over 1 KiB", "POST /tasks/1/abort HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413},
   };
