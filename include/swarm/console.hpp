@@ -35,9 +35,10 @@ struct options {
 
 // Starts a console for `rt` and returns the endpoint it listens on (with the actual port).
 // Throws boost::system::system_error when the endpoint cannot be bound, std::logic_error
-// once `rt` is being destroyed. Several consoles may serve one runtime. Each stops with the
-// runtime: its destructor stops and joins every console thread before it tears anything
-// down, so no request is served from a runtime that is going away.
+// once `rt` is shut down or being destroyed. Several consoles may serve one runtime. Each
+// stops with the runtime: within 100 ms of runtime::shutdown() it closes its port and its
+// connections, and the runtime's destructor stops and joins every console thread before it
+// tears anything down, so no request is served from a runtime that is going away.
 boost::asio::ip::tcp::endpoint serve(runtime& rt, const options& opts = {});
 
 // Stops every console of `rt` now and waits for their threads. Nothing happens when there

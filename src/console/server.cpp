@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -60,6 +61,8 @@ constexpr auto linger_time = std::chrono::seconds(1);
 // After an accept error (out of descriptors, ...) the acceptor waits this long before trying
 // again instead of spinning.
 constexpr auto accept_retry = std::chrono::milliseconds(100);
+// How often the console looks whether its runtime was shut down (see watch_shutdown).
+constexpr auto shutdown_check = std::chrono::milliseconds(100);
 
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
@@ -131,6 +134,7 @@ public:
     endpoint_ = acceptor_.local_endpoint();
     loopback_only_ = endpoint_.address().is_loopback();
     asio::co_spawn(ioc_, accept_loop(), asio::detached);
+    asio::co_spawn(ioc_, watch_shutdown(), asio::detached);
     thread_ = std::thread([this] { ioc_.run(); });
   }
 
@@ -147,10 +151,27 @@ public:
   tcp::endpoint endpoint() const { return endpoint_; }
 
 private:
+  // runtime::shutdown() leaves the services alone (only ~runtime shuts them down), so the
+  // console looks for it: once the runtime is shut down, the acceptor and every connection
+  // are closed, each coroutine ends, and the thread's run() returns for want of work; the
+  // thread is joined when the runtime is destroyed or stop() is called.
+  asio::awaitable<void> watch_shutdown() {
+    asio::steady_timer timer(ioc_);
+    while (!swarm::detail::core_of(rt_).scheduler().is_shutdown()) {
+      timer.expires_after(shutdown_check);
+      if (auto [ec] = co_await timer.async_wait(use_tuple); ec)
+        co_return;
+    }
+    error_code ignored;
+    acceptor_.close(ignored);
+    for (beast::tcp_stream* stream : streams_)
+      stream->socket().close(ignored);
+  }
+
   asio::awaitable<void> accept_loop() {
-    for (;;) {
+    while (acceptor_.is_open()) {
       auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-      if (ec == asio::error::operation_aborted)
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open())
         co_return;
       if (ec) {
         asio::steady_timer pause(ioc_, accept_retry);
@@ -169,6 +190,13 @@ private:
 
   asio::awaitable<void> session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
+    // Listed while the coroutine lives, also when its frame is destroyed unrun.
+    struct listed {
+      std::set<beast::tcp_stream*>& streams;
+      beast::tcp_stream* stream;
+      ~listed() { streams.erase(stream); }
+    } entry{streams_, &stream};
+    streams_.insert(&stream);
     beast::flat_buffer buffer(max_buffer_bytes);
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -321,6 +349,9 @@ private:
 
   runtime& rt_;
   const options opts_;
+  // The open connections; declared before ioc_, whose destructor destroys the coroutines
+  // that remove themselves from it.
+  std::set<beast::tcp_stream*> streams_;
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
   tcp::endpoint endpoint_;
@@ -376,6 +407,8 @@ private:
 tcp::endpoint serve(runtime& rt, const options& opts) {
   if (opts.max_connections == 0)
     throw std::invalid_argument("swarm::console::serve: max_connections must be at least 1");
+  if (swarm::detail::core_of(rt).scheduler().is_shutdown())
+    throw std::logic_error("swarm::console::serve: the runtime is shut down");
   return asio::use_service<console_service>(rt).add(rt, opts);
 }
 
