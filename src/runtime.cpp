@@ -78,6 +78,8 @@ runtime::runtime(runtime_options options, resolved_tag)
             &on_out_of_work) {
   // (options' own members survive the move of its scheduler_options base)
   core_.scheduler().set_track_tasks(options.track_tasks);
+  if (core_.scheduler().track_tasks())
+    detail::stamp_clock::calibrate(); // once per process, about a millisecond
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
 }
 
@@ -255,11 +257,11 @@ struct raw_task_record {
   detail::snapshot state;
   bool tracked = false;
   std::uint64_t polls = 0;
-  std::uint64_t busy_ns = 0;
-  std::uint64_t longest_poll_ns = 0;
-  std::uint64_t last_poll_ns = 0;
-  std::uint64_t poll_started_ns = 0;
-  std::uint64_t last_poll_ended_ns = 0;
+  std::uint64_t busy_stamps = 0;
+  std::uint64_t longest_poll_stamps = 0;
+  std::uint64_t last_poll_stamps = 0;
+  std::uint64_t poll_started = 0;
+  std::uint64_t last_poll_ended = 0;
   detail::wait_kind waiting_on = detail::wait_kind::unknown;
   std::uint64_t wait_target = 0;
 };
@@ -278,11 +280,11 @@ raw_task_record read_task(detail::header* h) {
       const detail::task_stats& st = x->stats;
       r.tracked = true;
       r.polls = st.polls.load(std::memory_order_relaxed);
-      r.busy_ns = st.busy_ns.load(std::memory_order_relaxed);
-      r.longest_poll_ns = st.longest_poll_ns.load(std::memory_order_relaxed);
-      r.last_poll_ns = st.last_poll_ns.load(std::memory_order_relaxed);
-      r.poll_started_ns = st.poll_started_ns.load(std::memory_order_relaxed);
-      r.last_poll_ended_ns = st.last_poll_ended_ns.load(std::memory_order_relaxed);
+      r.busy_stamps = st.busy_stamps.load(std::memory_order_relaxed);
+      r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
+      r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
+      r.poll_started = st.poll_started.load(std::memory_order_relaxed);
+      r.last_poll_ended = st.last_poll_ended.load(std::memory_order_relaxed);
       r.waiting_on = st.waiting_on.load(std::memory_order_relaxed);
       r.wait_target = st.wait_target.load(std::memory_order_relaxed);
     }
@@ -303,11 +305,19 @@ task_run_state run_state_of(detail::snapshot s) noexcept {
   return task_run_state::idle;
 }
 
-std::chrono::nanoseconds since(std::uint64_t now, std::uint64_t then) noexcept {
-  return std::chrono::nanoseconds(now > then ? static_cast<std::int64_t>(now - then) : 0);
-}
+// Stamps (tracking.hpp) to nanoseconds.
+struct stamp_converter {
+  std::uint64_t now;
+  double ns_per_stamp;
 
-task_snapshot format_task(const raw_task_record& r, std::uint64_t now, const dump_options& o) {
+  std::chrono::nanoseconds span(std::uint64_t stamps) const noexcept {
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(stamps) * ns_per_stamp));
+  }
+  // Clamped: a stamp read on another core may lie a little ahead.
+  std::chrono::nanoseconds since(std::uint64_t then) const noexcept { return span(now > then ? now - then : 0); }
+};
+
+task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, const dump_options& o) {
   task_snapshot t;
   t.id = r.id;
   t.state = run_state_of(r.state);
@@ -318,16 +328,15 @@ task_snapshot format_task(const raw_task_record& r, std::uint64_t now, const dum
   if (!r.tracked)
     return t;
   t.poll_count = r.polls;
-  t.busy = std::chrono::nanoseconds(r.busy_ns);
-  t.longest_poll = std::chrono::nanoseconds(r.longest_poll_ns);
-  t.since_last_poll = since(now, r.last_poll_ended_ns);
+  t.busy = c.span(r.busy_stamps);
+  t.longest_poll = c.span(r.longest_poll_stamps);
+  t.since_last_poll = c.since(r.last_poll_ended);
   t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
   if (t.waiting_on == task_wait_kind::join)
     t.wait_target = task_id(r.wait_target);
   // Long poll: the poll in progress, or the last one, ran longer than the threshold.
-  const bool in_poll = r.state.is_running() && r.poll_started_ns != 0;
-  if ((in_poll && since(now, r.poll_started_ns) > o.long_poll) ||
-      std::chrono::nanoseconds(r.last_poll_ns) > o.long_poll)
+  const bool in_poll = r.state.is_running() && r.poll_started != 0;
+  if ((in_poll && c.since(r.poll_started) > o.long_poll) || c.span(r.last_poll_stamps) > o.long_poll)
     t.warnings |= warn_long_poll;
   // Lost waker: idle (not running, complete, notified or cancelled), polled at least once,
   // idle past the threshold, and holding no reference beyond the owned list's and the join
@@ -355,10 +364,10 @@ runtime_dump runtime::dump() const {
   raw.reserve(h.num_alive_tasks() + 16);
   h.owned().for_each_linked([&](detail::header* t) { raw.push_back(read_task(t)); });
   // Read after the walk: a stamp taken by a poll during it must not lie in the future.
-  const std::uint64_t now = detail::steady_now_ns();
+  const stamp_converter conv{detail::stamp_now(), d.tracking ? detail::stamp_clock::ns_per_stamp() : 1.0};
   d.tasks.reserve(raw.size());
   for (const raw_task_record& r : raw)
-    d.tasks.push_back(format_task(r, now, dump_options_));
+    d.tasks.push_back(format_task(r, conv, dump_options_));
   std::sort(d.tasks.begin(), d.tasks.end(), [](const task_snapshot& a, const task_snapshot& b) { return a.id < b.id; });
   // Workers.
   const double uptime_ns = static_cast<double>(std::max<std::int64_t>(d.uptime.count(), 1));

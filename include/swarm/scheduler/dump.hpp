@@ -92,6 +92,36 @@ struct dump_options {
   std::chrono::nanoseconds lost_waker_idle = std::chrono::seconds(10);
 };
 
+// Lower-case names of the enums, as the console shows them.
+constexpr const char* to_string(task_run_state s) noexcept {
+  switch (s) {
+  case task_run_state::idle: return "idle";
+  case task_run_state::scheduled: return "scheduled";
+  case task_run_state::running: return "running";
+  case task_run_state::completing: return "completing";
+  case task_run_state::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+constexpr const char* to_string(task_wait_kind k) noexcept {
+  switch (k) {
+  case task_wait_kind::unknown: return "unknown";
+  case task_wait_kind::join: return "join";
+  case task_wait_kind::join_set: return "join_set";
+  case task_wait_kind::asio_operation: return "asio_operation";
+  }
+  return "unknown";
+}
+constexpr const char* to_string(worker_run_state s) noexcept {
+  switch (s) {
+  case worker_run_state::running: return "running";
+  case worker_run_state::searching: return "searching";
+  case worker_run_state::parked: return "parked";
+  case worker_run_state::driving_io: return "driving_io";
+  }
+  return "unknown";
+}
+
 struct runtime_dump {
   std::chrono::system_clock::time_point taken_at;
   std::chrono::nanoseconds uptime{0};
