@@ -79,50 +79,6 @@ void key(std::string& out, std::string_view k) {
   out += "\":";
 }
 
-const char* name_of(task_run_state s) {
-  switch (s) {
-  case task_run_state::idle:
-    return "idle";
-  case task_run_state::scheduled:
-    return "scheduled";
-  case task_run_state::running:
-    return "running";
-  case task_run_state::completing:
-    return "completing";
-  case task_run_state::cancelled:
-    return "cancelled";
-  }
-  return "unknown";
-}
-
-const char* name_of(task_wait_kind k) {
-  switch (k) {
-  case task_wait_kind::unknown:
-    return "unknown";
-  case task_wait_kind::join:
-    return "join";
-  case task_wait_kind::join_set:
-    return "join_set";
-  case task_wait_kind::asio_operation:
-    return "asio_operation";
-  }
-  return "unknown";
-}
-
-const char* name_of(worker_run_state s) {
-  switch (s) {
-  case worker_run_state::running:
-    return "running";
-  case worker_run_state::searching:
-    return "searching";
-  case worker_run_state::parked:
-    return "parked";
-  case worker_run_state::driving_io:
-    return "driving_io";
-  }
-  return "unknown";
-}
-
 void append_task(std::string& out, const task_snapshot& t) {
   out += '{';
   key(out, "id");
@@ -133,7 +89,7 @@ void append_task(std::string& out, const task_snapshot& t) {
   out += ',';
   key(out, "state");
   out += '"';
-  out += name_of(t.state);
+  out += to_string(t.state);
   out += "\",";
   key(out, "spawn");
   out += '{';
@@ -160,7 +116,7 @@ void append_task(std::string& out, const task_snapshot& t) {
   out += ',';
   key(out, "waiting_on");
   out += '"';
-  out += name_of(t.waiting_on);
+  out += to_string(t.waiting_on);
   out += "\",";
   key(out, "wait_target");
   if (t.wait_target)
@@ -195,7 +151,7 @@ void append_worker(std::string& out, const worker_snapshot& w) {
   out += ',';
   key(out, "state");
   out += '"';
-  out += name_of(w.state);
+  out += to_string(w.state);
   out += "\",";
   key(out, "local_queue_depth");
   append_int(out, w.local_queue_depth);
