@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <source_location>
-#include <string>
-#include <vector>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace swarm {
 namespace detail {
@@ -244,7 +244,6 @@ runtime_metrics runtime::metrics() const {
   return m;
 }
 
-
 namespace {
 
 // What dump() copies from a task under its shard lock: raw values only (the strings of a
@@ -314,7 +313,9 @@ struct stamp_converter {
     return std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(stamps) * ns_per_stamp));
   }
   // Clamped: a stamp read on another core may lie a little ahead.
-  std::chrono::nanoseconds since(std::uint64_t then) const noexcept { return span(now > then ? now - then : 0); }
+  std::chrono::nanoseconds since(std::uint64_t then) const noexcept {
+    return span(now > then ? now - then : 0);
+  }
 };
 
 task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, const dump_options& o) {
@@ -368,7 +369,8 @@ runtime_dump runtime::dump() const {
   d.tasks.reserve(raw.size());
   for (const raw_task_record& r : raw)
     d.tasks.push_back(format_task(r, conv, dump_options_));
-  std::sort(d.tasks.begin(), d.tasks.end(), [](const task_snapshot& a, const task_snapshot& b) { return a.id < b.id; });
+  std::sort(d.tasks.begin(), d.tasks.end(),
+            [](const task_snapshot& a, const task_snapshot& b) { return a.id < b.id; });
   // Workers.
   const double uptime_ns = static_cast<double>(std::max<std::int64_t>(d.uptime.count(), 1));
   for (std::size_t i = 0; i < h.num_workers(); ++i) {

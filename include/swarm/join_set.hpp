@@ -487,17 +487,18 @@ public:
     return s.add(swarm::spawn(ex, std::move(c), std::move(opts), loc).release_raw());
   }
   template <class Executor>
-  abort_handle spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+  abort_handle spawn(const Executor& ex, coro<T> c,
+                     std::source_location loc = std::source_location::current()) {
     return spawn(ex, std::move(c), spawn_options{}, loc);
   }
 
   // Spawns `f` as swarm::spawn does (f() returning awaitable<T> or coro<T>, or a callable
   // returning T).
   template <class Executor, class F>
-    requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-             std::is_invocable_v<std::decay_t<F>&>)
-  abort_handle spawn(const Executor& ex, F&& f, spawn_options opts,
-                     std::source_location loc = std::source_location::current()) {
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+           std::is_invocable_v<std::decay_t<F>&>) abort_handle
+      spawn(const Executor& ex, F&& f, spawn_options opts,
+            std::source_location loc = std::source_location::current()) {
     using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc));
     static_assert(std::is_same_v<typename handle_type::value_type, T>,
                   "swarm::join_set<T>::spawn: the task must produce a T");
@@ -505,9 +506,9 @@ public:
     return s.add(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc).release_raw());
   }
   template <class Executor, class F>
-    requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-             std::is_invocable_v<std::decay_t<F>&>)
-  abort_handle spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+           std::is_invocable_v<std::decay_t<F>&>) abort_handle
+      spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
     return spawn(ex, std::forward<F>(f), spawn_options{}, loc);
   }
 

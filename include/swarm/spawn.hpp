@@ -133,7 +133,8 @@ join_handle<R> spawn_task(context_core& core, F future, std::source_location loc
 
 // Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
 template <class T, class AwEx, class Make>
-join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_location loc, spawn_options&& opts) {
+join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_location loc,
+                               spawn_options&& opts) {
   // The coroutine's entry is queued on the task's executor before the task is published
   // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
   // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
@@ -192,9 +193,8 @@ private:
 };
 
 template <class Fn>
-join_handle<typename callable_future<Fn>::result_type> spawn_callable(context_core& core, Fn fn,
-                                                                      std::source_location loc,
-                                                                      spawn_options&& opts) {
+join_handle<typename callable_future<Fn>::result_type>
+spawn_callable(context_core& core, Fn fn, std::source_location loc, spawn_options&& opts) {
   return spawn_task<typename callable_future<Fn>::result_type>(
       core, callable_future<Fn>(&core, std::move(fn)), loc, std::move(opts));
 }
@@ -235,7 +235,8 @@ join_handle<T> spawn(const Executor& ex, coro<T> c, spawn_options opts,
                                std::move(opts));
 }
 template <class Executor, class T>
-join_handle<T> spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+join_handle<T> spawn(const Executor& ex, coro<T> c,
+                     std::source_location loc = std::source_location::current()) {
   return swarm::spawn(ex, std::move(c), spawn_options{}, loc);
 }
 
@@ -243,9 +244,10 @@ join_handle<T> spawn(const Executor& ex, coro<T> c, std::source_location loc = s
 // kept alive until it ends (as asio::co_spawn does), so lambda captures stay valid (a coro
 // is created by the task's first poll); otherwise the task runs f() once.
 template <class Executor, class F>
-  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-           std::is_invocable_v<std::decay_t<F>&>)
-auto spawn(const Executor& ex, F&& f, spawn_options opts, std::source_location loc = std::source_location::current()) {
+requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+         std::is_invocable_v<std::decay_t<F>&>) auto spawn(const Executor& ex, F&& f, spawn_options opts,
+                                                           std::source_location loc =
+                                                               std::source_location::current()) {
   detail::context_core& core = detail::core_of_executor(ex);
   using R = std::invoke_result_t<std::decay_t<F>&>;
   if constexpr (detail::is_coro<R>::value) {
@@ -261,9 +263,10 @@ auto spawn(const Executor& ex, F&& f, spawn_options opts, std::source_location l
   }
 }
 template <class Executor, class F>
-  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-           std::is_invocable_v<std::decay_t<F>&>)
-auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+         std::is_invocable_v<std::decay_t<F>&>) auto spawn(const Executor& ex, F&& f,
+                                                           std::source_location loc =
+                                                               std::source_location::current()) {
   return swarm::spawn(ex, std::forward<F>(f), spawn_options{}, loc);
 }
 

@@ -30,7 +30,8 @@ void take_epoch() noexcept {
   while (ns - epoch.ns < 1'000'000)
     ns = steady_now_ns();
   const std::uint64_t st = stamp_now();
-  epoch.first_ratio = st > epoch.stamp ? static_cast<double>(ns - epoch.ns) / static_cast<double>(st - epoch.stamp) : 1.0;
+  epoch.first_ratio =
+      st > epoch.stamp ? static_cast<double>(ns - epoch.ns) / static_cast<double>(st - epoch.stamp) : 1.0;
 #endif
 }
 

@@ -137,7 +137,8 @@ BOOST_AUTO_TEST_CASE(a_task_sees_itself_running) {
   dump_runtime s(tracked_options());
   std::promise<std::optional<swarm::task_snapshot>> seen;
   auto f = seen.get_future();
-  auto h = swarm::spawn(s.rt.get_executor(), [&] { seen.set_value(find_task(s.rt.dump(), swarm::current_task_id())); });
+  auto h = swarm::spawn(s.rt.get_executor(),
+                        [&] { seen.set_value(find_task(s.rt.dump(), swarm::current_task_id())); });
   BOOST_REQUIRE(ready_in_time(f));
   auto t = f.get();
   BOOST_REQUIRE(t);
@@ -151,10 +152,12 @@ BOOST_AUTO_TEST_CASE(spawn_location_and_names_kept_verbatim) {
   const std::uint32_t line = __LINE__ + 1;
   auto h1 = swarm::spawn(rt.get_executor(), wait_long(), swarm::spawn_options{.name = hostile});
   auto h2 = swarm::spawn(rt.get_executor(), wait_long_aw(), swarm::spawn_options{.name = "accept loop"});
-  auto h3 = swarm::spawn(rt.get_executor(), [] { return 1; }, swarm::spawn_options{.name = "callable"});
+  auto h3 = swarm::spawn(
+      rt.get_executor(), [] { return 1; }, swarm::spawn_options{.name = "callable"});
   auto h4 = swarm::spawn(rt.get_executor(), [] { return 2; }); // no name
   swarm::join_set<int> set;
-  set.spawn(rt.get_executor(), [] { return 3; }, swarm::spawn_options{.name = "in a set"});
+  set.spawn(
+      rt.get_executor(), [] { return 3; }, swarm::spawn_options{.name = "in a set"});
 
   const swarm::runtime_dump d = rt.dump();
   BOOST_TEST(!d.tracking);
@@ -220,8 +223,8 @@ BOOST_AUTO_TEST_CASE(busy_time_and_long_poll_warning) {
     busy_for(20ms);
     co_await wait_long();
   });
-  auto t2 = wait_for_task(s2.rt, h2.id(),
-                          [](const swarm::task_snapshot& t) { return t.state == swarm::task_run_state::idle; });
+  auto t2 = wait_for_task(
+      s2.rt, h2.id(), [](const swarm::task_snapshot& t) { return t.state == swarm::task_run_state::idle; });
   BOOST_REQUIRE(t2);
   BOOST_TEST(t2->busy.count() == 0);
   BOOST_TEST(t2->poll_count == 0u);
@@ -284,10 +287,12 @@ BOOST_AUTO_TEST_CASE(lost_waker_warning) {
 
 BOOST_AUTO_TEST_CASE(failure_after_the_handle_was_dropped_is_kept) {
   swarm::runtime rt(1);
-  const std::uint32_t line = __LINE__ + 3;
+  auto doomed = []() -> int { throw std::runtime_error("boom 16"); };
   swarm::task_id id;
+  std::uint32_t line = 0;
   {
-    auto h = swarm::spawn(rt.get_executor(), []() -> int { throw std::runtime_error("boom 16"); }, swarm::spawn_options{.name = "doomed"});
+    line = __LINE__ + 1;
+    auto h = swarm::spawn(rt.get_executor(), doomed, swarm::spawn_options{.name = "doomed"});
     id = h.id();
   } // dropped before the task ever ran
   // A failure seen through its handle is not one.
@@ -322,7 +327,7 @@ BOOST_AUTO_TEST_CASE(abort_task_by_id) {
   BOOST_TEST(cancelled);
   // Released from the task list just after its handle saw the end.
   BOOST_TEST(eventually([&] { return !find_task(s.rt.dump(), h.id()); }));
-  BOOST_TEST(!s.rt.abort_task(h.id()));                           // gone
+  BOOST_TEST(!s.rt.abort_task(h.id()));                            // gone
   BOOST_TEST(!s.rt.abort_task(swarm::task_id(~std::uint64_t{0}))); // never existed
 }
 
@@ -360,12 +365,15 @@ BOOST_AUTO_TEST_CASE(dump_while_tasks_churn) {
   constexpr int tasks = 400;
   auto spawner = swarm::spawn(ex, [&]() -> swarm::coro<void> {
     for (int i = 0; i < tasks; ++i) {
-      swarm::spawn(ex, [&, i]() -> swarm::coro<void> {
-        co_await swarm::yield_now();
-        if (i % 50 == 0)
-          inner_dumps += s.rt.dump().tasks.size() != 0;
-        ++done;
-      }, swarm::spawn_options{.name = "churn " + std::to_string(i)});
+      swarm::spawn(
+          ex,
+          [&, i]() -> swarm::coro<void> {
+            co_await swarm::yield_now();
+            if (i % 50 == 0)
+              inner_dumps += s.rt.dump().tasks.size() != 0;
+            ++done;
+          },
+          swarm::spawn_options{.name = "churn " + std::to_string(i)});
       if (i % 8 == 0)
         co_await swarm::yield_now();
     }

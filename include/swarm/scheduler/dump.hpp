@@ -43,8 +43,8 @@ enum task_warning : std::uint32_t {
 struct task_snapshot {
   task_id id;
   task_run_state state = task_run_state::idle;
-  std::string name;          // empty when the task was spawned without one
-  std::string spawn_file;    // std::source_location of the spawn call
+  std::string name;       // empty when the task was spawned without one
+  std::string spawn_file; // std::source_location of the spawn call
   std::uint32_t spawn_line = 0;
   std::string spawn_function;
   std::uint64_t poll_count = 0;
@@ -95,29 +95,42 @@ struct dump_options {
 // Lower-case names of the enums, as the console shows them.
 constexpr const char* to_string(task_run_state s) noexcept {
   switch (s) {
-  case task_run_state::idle: return "idle";
-  case task_run_state::scheduled: return "scheduled";
-  case task_run_state::running: return "running";
-  case task_run_state::completing: return "completing";
-  case task_run_state::cancelled: return "cancelled";
+  case task_run_state::idle:
+    return "idle";
+  case task_run_state::scheduled:
+    return "scheduled";
+  case task_run_state::running:
+    return "running";
+  case task_run_state::completing:
+    return "completing";
+  case task_run_state::cancelled:
+    return "cancelled";
   }
   return "unknown";
 }
 constexpr const char* to_string(task_wait_kind k) noexcept {
   switch (k) {
-  case task_wait_kind::unknown: return "unknown";
-  case task_wait_kind::join: return "join";
-  case task_wait_kind::join_set: return "join_set";
-  case task_wait_kind::asio_operation: return "asio_operation";
+  case task_wait_kind::unknown:
+    return "unknown";
+  case task_wait_kind::join:
+    return "join";
+  case task_wait_kind::join_set:
+    return "join_set";
+  case task_wait_kind::asio_operation:
+    return "asio_operation";
   }
   return "unknown";
 }
 constexpr const char* to_string(worker_run_state s) noexcept {
   switch (s) {
-  case worker_run_state::running: return "running";
-  case worker_run_state::searching: return "searching";
-  case worker_run_state::parked: return "parked";
-  case worker_run_state::driving_io: return "driving_io";
+  case worker_run_state::running:
+    return "running";
+  case worker_run_state::searching:
+    return "searching";
+  case worker_run_state::parked:
+    return "parked";
+  case worker_run_state::driving_io:
+    return "driving_io";
   }
   return "unknown";
 }

@@ -214,7 +214,7 @@ private:
     if (!s.is_join_interested()) {
       // Nobody will read the output. The join handle dropped the join waker when it went.
       // A scheduler that keeps the failures nobody sees (dump()) looks at it first.
-      if constexpr (requires(S& sc, const outcome<output_type>& o) { sc.unobserved_output(h, o); }) {
+      if constexpr (requires(S & sc, const outcome<output_type>& o) { sc.unobserved_output(h, o); }) {
         if (const outcome<output_type>* o = cell_type::stage_of(h).finished_output()) {
           try {
             cell_type::scheduler(h).unobserved_output(h, *o);

@@ -36,9 +36,9 @@ enum class wait_kind : std::uint8_t { unknown, join, join_set, asio_operation };
 
 // Nanoseconds on the steady clock.
 inline std::uint64_t steady_now_ns() noexcept {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 
 // The unit every stamp below is kept in: the TSC on x86-64 (invariant on the CPUs swarm
@@ -61,17 +61,17 @@ struct stamp_clock {
   SWARM_DECL static double ns_per_stamp() noexcept;
 };
 
-// Per-task statistics, times in stamps (stamp_now). Written only by the thread that polls the task (it holds `running`),
-// read at any time by dump() under the owned-list shard lock. Every field is a relaxed
-// atomic: each is a statistic read on its own, nothing is published through it, and a
-// reader only needs untorn values (a dump may mix the fields of two consecutive polls).
-// The writer is single, so updates are a relaxed load and store, not read-modify-writes.
+// Per-task statistics, times in stamps (stamp_now). Written only by the thread that polls the task (it holds
+// `running`), read at any time by dump() under the owned-list shard lock. Every field is a relaxed atomic:
+// each is a statistic read on its own, nothing is published through it, and a reader only needs untorn values
+// (a dump may mix the fields of two consecutive polls). The writer is single, so updates are a relaxed load
+// and store, not read-modify-writes.
 struct task_stats {
   std::atomic<std::uint64_t> polls{0};
   std::atomic<std::uint64_t> busy_stamps{0};
   std::atomic<std::uint64_t> longest_poll_stamps{0};
   std::atomic<std::uint64_t> last_poll_stamps{0};
-  std::atomic<std::uint64_t> poll_started{0}; // 0: not inside a poll
+  std::atomic<std::uint64_t> poll_started{0};    // 0: not inside a poll
   std::atomic<std::uint64_t> last_poll_ended{0}; // the spawn time before the first poll
   std::atomic<std::uint64_t> wait_target{0};
   std::atomic<wait_kind> waiting_on{wait_kind::unknown};
@@ -117,9 +117,11 @@ struct task_extra {
   }
 };
 
-// From the cell allocator, as cells are: with tracking on, every spawn makes one.
+// From the cell allocator's per-thread cache, as cells are (at the cache's alignment, or
+// it would bypass the cache): with tracking on, every spawn makes one.
 inline task_extra* new_task_extra(std::string name, bool tracked) {
-  void* p = allocate_cell(sizeof(task_extra), alignof(task_extra));
+  static_assert(alignof(task_extra) <= cell_block_alignment);
+  void* p = allocate_cell(sizeof(task_extra), cell_block_alignment); // the cache's alignment
   auto* x = ::new (p) task_extra(std::move(name), tracked);
 #if SWARM_TASK_TRACKING
   if (tracked)
@@ -130,7 +132,7 @@ inline task_extra* new_task_extra(std::string name, bool tracked) {
 inline void delete_task_extra(task_extra* x) noexcept {
   if (x) {
     x->~task_extra();
-    deallocate_cell(x, sizeof(task_extra), alignof(task_extra));
+    deallocate_cell(x, sizeof(task_extra), cell_block_alignment);
   }
 }
 
@@ -168,7 +170,8 @@ private:
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
-inline void note_current_wait([[maybe_unused]] wait_kind k, [[maybe_unused]] std::uint64_t target = 0) noexcept {
+inline void note_current_wait([[maybe_unused]] wait_kind k,
+                              [[maybe_unused]] std::uint64_t target = 0) noexcept {
 #if SWARM_TASK_TRACKING
   if (task_stats* s = current_task_stats())
     s->set_wait(k, target);
@@ -177,7 +180,8 @@ inline void note_current_wait([[maybe_unused]] wait_kind k, [[maybe_unused]] std
 
 inline void note_current_wait_if_unknown([[maybe_unused]] wait_kind k) noexcept {
 #if SWARM_TASK_TRACKING
-  if (task_stats* s = current_task_stats(); s && s->waiting_on.load(std::memory_order_relaxed) == wait_kind::unknown)
+  if (task_stats* s = current_task_stats();
+      s && s->waiting_on.load(std::memory_order_relaxed) == wait_kind::unknown)
     s->set_wait(k, 0);
 #endif
 }
