@@ -173,6 +173,10 @@ struct swarm_sys {
     o.worker_threads = static_cast<std::size_t>(n);
     if (driven)
       o.flavor = swarm::runtime_flavor::current_thread;
+    // SWARM_BENCH_TRACK_TASKS=1: per-task statistics on, to measure what runtime::dump()'s
+    // tracking costs (bench/README.md).
+    if (const char* t = std::getenv("SWARM_BENCH_TRACK_TASKS"))
+      o.track_tasks = std::strcmp(t, "1") == 0;
     rt = std::make_unique<swarm::runtime>(o);
     if (!driven)
       rt->start();

@@ -1,19 +1,23 @@
 // A TCP echo server on swarm::runtime, written exactly as for boost::asio::io_context:
 // coroutines, one runtime, N threads calling run().
 //
-//   echo_server [--port P] [--threads N]
-//       serves on 127.0.0.1:P (default 5555) until SIGINT or SIGTERM
+//   echo_server [--port P] [--threads N] [--console C]
+//       serves on 127.0.0.1:P (default 5555) until SIGINT or SIGTERM; with --console, also
+//       swarm's console (swarm/console.hpp) on 127.0.0.1:C (0: an ephemeral port), whose URL
+//       it prints. The tasks are named: "accept loop", and "conn 127.0.0.1:40112" for each
+//       connection.
 //   echo_server --self-test R [--threads N]
 //       serves on 127.0.0.1 with an ephemeral port, runs R client round trips against
 //       it over a few connections, checks every echo and exits 0 on success (for CI)
 #include "accept_backoff.hpp"
 #include "args.hpp"
 
+#include <swarm/console.hpp>
 #include <swarm/runtime.hpp>
+#include <swarm/spawn.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -74,7 +78,13 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long m
     }
     ++accepted;
     socket.set_option(tcp::no_delay(true));
-    asio::co_spawn(rt.get_executor(), echo_session(std::move(socket)), asio::detached);
+    error_code ec_peer;
+    const tcp::endpoint peer = socket.remote_endpoint(ec_peer);
+    std::string name = "conn ?";
+    if (!ec_peer)
+      name = "conn " + peer.address().to_string() + ":" + std::to_string(peer.port());
+    swarm::spawn(rt.get_executor(), echo_session(std::move(socket)),
+                 swarm::spawn_options{.name = std::move(name)});
   }
 }
 
@@ -175,37 +185,50 @@ int self_test(long round_trips, unsigned threads) {
   return 0;
 }
 
-int serve(unsigned short port, unsigned threads) {
-  swarm::runtime rt{static_cast<int>(threads)};
+int serve(unsigned short port, unsigned threads, long console_port) {
+  swarm::runtime_options options;
+  options.worker_threads = threads;
+  options.track_tasks = console_port >= 0; // the console's per-task counts and times
+  swarm::runtime rt{options};
   tcp::acceptor acceptor(rt.get_executor(), {asio::ip::address_v4::loopback(), port});
   asio::signal_set signals(rt, SIGINT, SIGTERM);
   signals.async_wait([&](error_code ec, int) {
     if (!ec)
       rt.stop(); // every run() returns; destroying the runtime ends the sessions
   });
-  asio::co_spawn(rt, listen(acceptor, rt, std::numeric_limits<long>::max()), asio::detached);
+  swarm::spawn(rt.get_executor(), listen(acceptor, rt, std::numeric_limits<long>::max()),
+               swarm::spawn_options{.name = "accept loop"});
   std::printf("echo_server: listening on %s:%u with %u threads\n", acceptor.local_endpoint().address().to_string().c_str(),
               acceptor.local_endpoint().port(), threads);
+  if (console_port >= 0) {
+    // The console runs on its own thread and stops when `rt` is destroyed.
+    swarm::console::options console;
+    console.endpoint.port(static_cast<unsigned short>(console_port));
+    const tcp::endpoint at = swarm::console::serve(rt, console);
+    std::printf("echo_server: console on http://%s:%u/\n", at.address().to_string().c_str(), at.port());
+  }
+  std::fflush(stdout); // whoever reads the URLs may be a pipe
   run_on_threads(rt, threads);
   return 0;
 }
 
-constexpr const char* usage = "usage: echo_server [--port P] [--threads N]\n"
+constexpr const char* usage = "usage: echo_server [--port P] [--threads N] [--console C]\n"
                               "       echo_server --self-test ROUND_TRIPS [--threads N]\n";
 
 } // namespace
 
 int main(int argc, char** argv) {
   long threads = std::max(1u, std::thread::hardware_concurrency());
-  long port = 5555, self_test_round_trips = -1;
+  long port = 5555, self_test_round_trips = -1, console_port = -1;
   swarm_example::parse_args(argc, argv, "echo_server", usage,
                             {swarm_example::number("--port", port, 0, 65535),
                              swarm_example::number("--threads", threads, 1, 1024),
-                             swarm_example::number("--self-test", self_test_round_trips, 1, 100'000'000)});
+                             swarm_example::number("--self-test", self_test_round_trips, 1, 100'000'000),
+                             swarm_example::number("--console", console_port, 0, 65535)});
   try {
     if (self_test_round_trips > 0)
       return self_test(self_test_round_trips, static_cast<unsigned>(threads));
-    return serve(static_cast<unsigned short>(port), static_cast<unsigned>(threads));
+    return serve(static_cast<unsigned short>(port), static_cast<unsigned>(threads), console_port);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "echo_server: %s\n", e.what());
     return 1;

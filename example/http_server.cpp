@@ -5,8 +5,9 @@
 // serializer (http::async_read into a request_parser, http::async_write), a flat_buffer per
 // connection.
 //
-//   http_server [--port P] [--threads N] [--current-thread]
-//       serves on 127.0.0.1:P (default 8080) until SIGINT or SIGTERM
+//   http_server [--port P] [--threads N] [--current-thread] [--console C]
+//       serves on 127.0.0.1:P (default 8080) until SIGINT or SIGTERM, and the console on
+//       127.0.0.1:C with --console
 //   http_server --self-test R [--threads N] [--current-thread]
 //       serves on 127.0.0.1 with an ephemeral port, makes R keep-alive requests against it
 //       over a few connections plus the Connection / HEAD / 405 / pipelining / chunked cases
@@ -17,14 +18,22 @@
 // new_current_thread: one worker, driven by the threads in run(), as io_context(1) is); it is
 // one line in runtime_options_for() below. N defaults to the hardware concurrency, or 1 with
 // --current-thread.
+//
+// --console C also serves swarm's console (swarm/console.hpp) on 127.0.0.1:C (0: an ephemeral
+// port) and prints its URL: open it to watch the workers and tasks. The tasks are named: the
+// accept loop, and each connection after its peer ("conn 127.0.0.1:40112"), then, from its
+// first request on, after that request too ("conn 127.0.0.1:40112 GET /index.html"). A task
+// name is set when it is spawned, so a connection reads its first request in one task and
+// hands itself over to a second one named after it.
 #include "accept_backoff.hpp"
 #include "args.hpp"
 
+#include <swarm/console.hpp>
 #include <swarm/runtime.hpp>
+#include <swarm/spawn.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -138,41 +147,90 @@ asio::awaitable<void> linger(tcp::socket& socket) {
   }
 }
 
-// One connection: read a request, answer, repeat while the connection is kept alive. Bytes
-// read past a request (pipelined requests) stay in `buffer` for the next round.
-asio::awaitable<void> http_session(tcp::socket socket) {
-  beast::flat_buffer buffer;
-  for (;;) {
-    // A parser reads one message: a fresh one for every request.
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(max_head_bytes);
-    parser.body_limit(max_body_bytes);
-    auto [ec, n] = co_await http::async_read(socket, buffer, parser, use_tuple);
-    if (ec) {
-      if (const std::optional<http::status> status = status_for(ec)) {
-        const response res = make_response(*status, 11, false, "");
-        if (auto [wec, written] = co_await http::async_write(socket, res, use_tuple); !wec)
-          co_await linger(socket);
-      }
-      co_return;
+// The next request of a connection, or none when the connection is over: the client left,
+// or its request was refused (answered here). Bytes read past the request (pipelined
+// requests) stay in `buffer` for the next one.
+asio::awaitable<std::optional<request>> read_request(tcp::socket& socket, beast::flat_buffer& buffer) {
+  // A parser reads one message: a fresh one for every request.
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(max_head_bytes);
+  parser.body_limit(max_body_bytes);
+  auto [ec, n] = co_await http::async_read(socket, buffer, parser, use_tuple);
+  if (ec) {
+    if (const std::optional<http::status> status = status_for(ec)) {
+      const response res = make_response(*status, 11, false, "");
+      if (auto [wec, written] = co_await http::async_write(socket, res, use_tuple); !wec)
+        co_await linger(socket);
     }
-    const request& req = parser.get(); // HTTP/1.0 or 1.1: Beast refuses other versions
-    response res;
-    if (req.method() == http::verb::get || req.method() == http::verb::head)
-      res = make_response(http::status::ok, req.version(), req.keep_alive(), hello,
-                          req.method() == http::verb::head);
-    else {
-      res = make_response(http::status::method_not_allowed, req.version(), req.keep_alive(), "");
-      res.set(http::field::allow, "GET, HEAD");
-    }
-    auto [wec, written] = co_await http::async_write(socket, res, use_tuple);
-    if (wec)
-      co_return;
-    if (!res.keep_alive()) {
-      co_await linger(socket);
-      co_return;
-    }
+    co_return std::nullopt;
   }
+  co_return parser.release(); // HTTP/1.0 or 1.1: Beast refuses other versions
+}
+
+// Answers `req`; false when the connection is over.
+asio::awaitable<bool> answer(tcp::socket& socket, const request& req) {
+  response res;
+  if (req.method() == http::verb::get || req.method() == http::verb::head)
+    res = make_response(http::status::ok, req.version(), req.keep_alive(), hello,
+                        req.method() == http::verb::head);
+  else {
+    res = make_response(http::status::method_not_allowed, req.version(), req.keep_alive(), "");
+    res.set(http::field::allow, "GET, HEAD");
+  }
+  auto [wec, written] = co_await http::async_write(socket, res, use_tuple);
+  if (wec)
+    co_return false;
+  if (!res.keep_alive()) {
+    co_await linger(socket);
+    co_return false;
+  }
+  co_return true;
+}
+
+// A connection from its first request on: answer, read the next request, repeat while the
+// connection is kept alive.
+asio::awaitable<void> http_session(tcp::socket socket, beast::flat_buffer buffer, request first) {
+  if (!co_await answer(socket, first))
+    co_return;
+  for (;;) {
+    std::optional<request> req = co_await read_request(socket, buffer);
+    if (!req || !co_await answer(socket, *req))
+      co_return;
+  }
+}
+
+// A task name shows at most this much of a request target.
+constexpr std::size_t max_name_target = 100;
+
+// A new connection: reads its first request, then hands the connection to a task named
+// after it (the name of a task is given when it is spawned). The target is the client's, as
+// it sent it: whoever shows the name (the console) escapes it.
+asio::awaitable<void> accept_session(tcp::socket socket, std::string peer) {
+  beast::flat_buffer buffer;
+  std::optional<request> first = co_await read_request(socket, buffer);
+  if (!first)
+    co_return;
+  std::string name = std::move(peer);
+  name += ' ';
+  name += std::string_view(first->method_string().data(), first->method_string().size());
+  name += ' ';
+  const std::string_view target(first->target().data(), first->target().size());
+  name += target.substr(0, max_name_target);
+  if (target.size() > max_name_target)
+    name += "...";
+  const auto ex = socket.get_executor();
+  swarm::spawn(ex, http_session(std::move(socket), std::move(buffer), std::move(*first)),
+               swarm::spawn_options{.name = std::move(name)});
+}
+
+// "conn 127.0.0.1:40112": what the console calls a connection's task.
+template <class Socket>
+std::string connection_name(const Socket& socket) {
+  error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec)
+    return "conn ?";
+  return "conn " + peer.address().to_string() + ":" + std::to_string(peer.port());
 }
 
 asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long max_connections) {
@@ -190,13 +248,16 @@ asio::awaitable<void> listen(tcp::acceptor& acceptor, swarm::runtime& rt, long m
     }
     ++accepted;
     socket.set_option(tcp::no_delay(true));
-    asio::co_spawn(rt.get_executor(), http_session(std::move(socket)), asio::detached);
+    std::string name = connection_name(socket);
+    swarm::spawn(rt.get_executor(), accept_session(std::move(socket), name),
+                 swarm::spawn_options{.name = name});
   }
 }
 
 struct config {
   unsigned threads = 0; // 0: the default of the flavour
   bool current_thread = false;
+  long console_port = -1; // -1: no console
 };
 
 // The runtime the server runs on: all that differs between the two flavours.
@@ -205,6 +266,8 @@ swarm::runtime_options runtime_options_for(const config& c) {
   options.worker_threads = c.threads;
   if (c.current_thread)
     options.flavor = swarm::runtime_flavor::current_thread; // Tokio's new_current_thread
+  // The console's per-task counts and times (a few clock reads per poll).
+  options.track_tasks = c.console_port >= 0;
   return options;
 }
 
@@ -442,15 +505,24 @@ int serve(unsigned short port, const config& cfg) {
     if (!ec)
       rt.stop();
   });
-  asio::co_spawn(rt, listen(acceptor, rt, std::numeric_limits<long>::max()), asio::detached);
+  swarm::spawn(rt.get_executor(), listen(acceptor, rt, std::numeric_limits<long>::max()),
+               swarm::spawn_options{.name = "accept loop"});
   std::printf("http_server: listening on http://%s:%u/ with %u threads, %s runtime\n",
               acceptor.local_endpoint().address().to_string().c_str(), acceptor.local_endpoint().port(),
               cfg.threads, flavor_name(cfg));
+  if (cfg.console_port >= 0) {
+    // The console runs on its own thread and stops when `rt` is destroyed.
+    swarm::console::options console;
+    console.endpoint.port(static_cast<unsigned short>(cfg.console_port));
+    const tcp::endpoint at = swarm::console::serve(rt, console);
+    std::printf("http_server: console on http://%s:%u/\n", at.address().to_string().c_str(), at.port());
+  }
+  std::fflush(stdout); // whoever reads the URLs may be a pipe
   run_on_threads(rt, cfg.threads);
   return 0;
 }
 
-constexpr const char* usage = "usage: http_server [--port P] [--threads N] [--current-thread]\n"
+constexpr const char* usage = "usage: http_server [--port P] [--threads N] [--current-thread] [--console C]\n"
                               "       http_server --self-test REQUESTS [--threads N] [--current-thread]\n";
 
 } // namespace
@@ -462,7 +534,8 @@ int main(int argc, char** argv) {
                             {swarm_example::number("--port", port, 0, 65535),
                              swarm_example::number("--threads", threads, 1, 1024),
                              swarm_example::number("--self-test", self_test_requests, 1, 100'000'000),
-                             swarm_example::flag("--current-thread", cfg.current_thread)});
+                             swarm_example::flag("--current-thread", cfg.current_thread),
+                             swarm_example::number("--console", cfg.console_port, 0, 65535)});
   cfg.threads = static_cast<unsigned>(threads); // 0 unless given: the flavour's default, below
   if (cfg.threads == 0)
     cfg.threads = cfg.current_thread ? 1 : std::max(1u, std::thread::hardware_concurrency());

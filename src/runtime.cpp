@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <source_location>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace swarm {
 namespace detail {
@@ -70,9 +73,13 @@ runtime::runtime(int concurrency_hint) : runtime(options_for(concurrency_hint)) 
 runtime::runtime(runtime_options options) : runtime(resolved(std::move(options)), resolved_tag{}) {}
 
 runtime::runtime(runtime_options options, resolved_tag)
-    : flavor_(options.flavor), driver_(*this, hint_for(options)),
+    : flavor_(options.flavor), dump_options_(options.dump), driver_(*this, hint_for(options)),
       core_(*this, std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_),
             &on_out_of_work) {
+  // (options' own members survive the move of its scheduler_options base)
+  core_.scheduler().set_track_tasks(options.track_tasks);
+  if (core_.scheduler().track_tasks())
+    detail::stamp_clock::calibrate(); // once per process, about a millisecond
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
 }
 
@@ -235,6 +242,173 @@ runtime_metrics runtime::metrics() const {
   for (std::size_t i = 0; i < m.num_workers; ++i)
     m.workers.push_back(h.worker_metrics(i));
   return m;
+}
+
+namespace {
+
+// What dump() copies from a task under its shard lock: raw values only (the strings of a
+// source_location are static; the name is the one string copied there, as the cell may go
+// once the lock is released).
+struct raw_task_record {
+  task_id id;
+  std::source_location location;
+  std::string name;
+  detail::snapshot state;
+  bool tracked = false;
+  std::uint64_t polls = 0;
+  std::uint64_t busy_stamps = 0;
+  std::uint64_t longest_poll_stamps = 0;
+  std::uint64_t last_poll_stamps = 0;
+  std::uint64_t poll_started = 0;
+  std::uint64_t last_poll_ended = 0;
+  detail::wait_kind waiting_on = detail::wait_kind::unknown;
+  std::uint64_t wait_target = 0;
+};
+
+raw_task_record read_task(detail::header* h) {
+  const detail::task_identity& ident = detail::identity_of(h);
+  raw_task_record r;
+  r.id = ident.id;
+  r.location = ident.location;
+  r.state = h->state.load();
+  if (detail::task_extra* x = ident.extra) {
+    r.name = x->name;
+#if SWARM_TASK_TRACKING
+    if (x->tracked) {
+      // Relaxed, as tracking.hpp says: each value is a statistic on its own.
+      const detail::task_stats& st = x->stats;
+      r.tracked = true;
+      r.polls = st.polls.load(std::memory_order_relaxed);
+      r.busy_stamps = st.busy_stamps.load(std::memory_order_relaxed);
+      r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
+      r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
+      r.poll_started = st.poll_started.load(std::memory_order_relaxed);
+      r.last_poll_ended = st.last_poll_ended.load(std::memory_order_relaxed);
+      r.waiting_on = st.waiting_on.load(std::memory_order_relaxed);
+      r.wait_target = st.wait_target.load(std::memory_order_relaxed);
+    }
+#endif
+  }
+  return r;
+}
+
+task_run_state run_state_of(detail::snapshot s) noexcept {
+  if (s.is_running())
+    return task_run_state::running;
+  if (s.is_complete())
+    return task_run_state::completing;
+  if (s.is_cancelled())
+    return task_run_state::cancelled;
+  if (s.is_notified())
+    return task_run_state::scheduled;
+  return task_run_state::idle;
+}
+
+// Stamps (tracking.hpp) to nanoseconds.
+struct stamp_converter {
+  std::uint64_t now;
+  double ns_per_stamp;
+
+  std::chrono::nanoseconds span(std::uint64_t stamps) const noexcept {
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(stamps) * ns_per_stamp));
+  }
+  // Clamped: a stamp read on another core may lie a little ahead.
+  std::chrono::nanoseconds since(std::uint64_t then) const noexcept {
+    return span(now > then ? now - then : 0);
+  }
+};
+
+task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, const dump_options& o) {
+  task_snapshot t;
+  t.id = r.id;
+  t.state = run_state_of(r.state);
+  t.name = r.name;
+  t.spawn_file = r.location.file_name();
+  t.spawn_line = r.location.line();
+  t.spawn_function = r.location.function_name();
+  if (!r.tracked)
+    return t;
+  t.poll_count = r.polls;
+  t.busy = c.span(r.busy_stamps);
+  t.longest_poll = c.span(r.longest_poll_stamps);
+  t.since_last_poll = c.since(r.last_poll_ended);
+  t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
+  if (t.waiting_on == task_wait_kind::join)
+    t.wait_target = task_id(r.wait_target);
+  // Long poll: the poll in progress, or the last one, ran longer than the threshold.
+  const bool in_poll = r.state.is_running() && r.poll_started != 0;
+  if ((in_poll && c.since(r.poll_started) > o.long_poll) || c.span(r.last_poll_stamps) > o.long_poll)
+    t.warnings |= warn_long_poll;
+  // Lost waker: idle (not running, complete, notified or cancelled), polled at least once,
+  // idle past the threshold, and holding no reference beyond the owned list's and the join
+  // handle's: no waker, executor, pending operation or abort handle can reach it. An abort
+  // handle counts as a holder, so a task with one is never flagged (a missed warning, never
+  // a false one).
+  const std::uintptr_t baseline = 1 + (r.state.is_join_interested() ? 1 : 0);
+  if (t.state == task_run_state::idle && r.polls > 0 && t.since_last_poll > o.lost_waker_idle &&
+      r.state.ref_count() <= baseline)
+    t.warnings |= warn_lost_waker;
+  return t;
+}
+
+} // namespace
+
+runtime_dump runtime::dump() const {
+  detail::multi_thread::handle& h = core_.scheduler();
+  runtime_dump d;
+  d.taken_at = std::chrono::system_clock::now();
+  const auto steady = std::chrono::steady_clock::now();
+  d.uptime = steady - created_at_;
+  d.tracking = h.track_tasks();
+  // Tasks: raw copies under each shard's lock, formatted after.
+  std::vector<raw_task_record> raw;
+  raw.reserve(h.num_alive_tasks() + 16);
+  h.owned().for_each_linked([&](detail::header* t) { raw.push_back(read_task(t)); });
+  // Read after the walk: a stamp taken by a poll during it must not lie in the future.
+  const stamp_converter conv{detail::stamp_now(), d.tracking ? detail::stamp_clock::ns_per_stamp() : 1.0};
+  d.tasks.reserve(raw.size());
+  for (const raw_task_record& r : raw)
+    d.tasks.push_back(format_task(r, conv, dump_options_));
+  std::sort(d.tasks.begin(), d.tasks.end(),
+            [](const task_snapshot& a, const task_snapshot& b) { return a.id < b.id; });
+  // Workers.
+  const double uptime_ns = static_cast<double>(std::max<std::int64_t>(d.uptime.count(), 1));
+  for (std::size_t i = 0; i < h.num_workers(); ++i) {
+    const worker_metrics_snapshot w = h.worker_metrics(i);
+    worker_snapshot s;
+    s.index = i;
+    s.state = h.worker_state(i);
+    s.local_queue_depth = w.local_queue_depth;
+    s.poll_count = w.poll_count;
+    s.steal_count = w.steal_count;
+    s.busy = w.total_busy_duration;
+    s.busy_ratio = std::clamp(static_cast<double>(s.busy.count()) / uptime_ns, 0.0, 1.0);
+    s.parked_with_work = s.state == worker_run_state::parked && s.local_queue_depth != 0;
+    d.workers.push_back(s);
+  }
+  d.global_queue_depth = h.global_queue_depth();
+  d.num_blocking_threads = h.blocking().num_threads();
+  d.num_idle_blocking_threads = h.blocking().num_idle_threads();
+  d.blocking_queue_depth = h.blocking().queue_depth();
+  d.unobserved_failures = h.unobserved_failures().snapshot();
+  return d;
+}
+
+bool runtime::abort_task(task_id id) {
+  detail::header* found = nullptr;
+  // A reference taken under the shard lock keeps the cell alive once the lock is released.
+  core_.scheduler().owned().with_linked(id, [&](detail::header* t) {
+    t->state.ref_inc();
+    found = t;
+  });
+  if (!found)
+    return false;
+  struct release {
+    detail::header* h;
+    ~release() { detail::raw_task(h).drop_reference(); }
+  } guard{found};
+  found->vtable->abort(found);
+  return true;
 }
 
 } // namespace swarm

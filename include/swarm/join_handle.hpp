@@ -13,6 +13,7 @@
 #include <swarm/task/abort.hpp>
 #include <swarm/task/join.hpp>
 #include <swarm/task/join_error.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
@@ -416,6 +417,7 @@ private:
   template <class Handler>
   void start_wait(Handler&& handler) {
     detail::exclusive_use::scope in_use(in_use_, "join_handle", "async_wait");
+    detail::note_current_wait(detail::wait_kind::join, id().value()); // for dump(), if tracked
     if (!waiter_) {
       checked_header();
       waiter_ = new detail::join_waiter<T>(core_, std::move(raw_));
@@ -454,6 +456,8 @@ auto detail::join_handle_access::poll(join_handle<T>& h, const waker& w) {
   maybe<outcome<task_output<V>>> o = h.raw_.poll(w);
   if (o)
     r.emplace(join_result(h.raw_.id(), std::move(*o)));
+  else
+    note_current_wait(wait_kind::join, h.raw_.id().value()); // for dump(), if tracked
   return r;
 }
 

@@ -465,20 +465,31 @@ public:
   // Aborts every task not joined yet; a pending wait completes with operation_aborted.
   ~join_set() { close(); }
 
-  // Spawns `aw` as swarm::spawn does; the task joins the set.
+  // Spawns `aw` as swarm::spawn does; the task joins the set. Each spawn also takes
+  // spawn_options (a name for dump()) before the location.
+  template <class Executor, class AwEx>
+  abort_handle spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw, spawn_options opts,
+                     std::source_location loc = std::source_location::current()) {
+    state_type& s = state_for(ex);
+    return s.add(swarm::spawn(ex, std::move(aw), std::move(opts), loc).release_raw());
+  }
   template <class Executor, class AwEx>
   abort_handle spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
                      std::source_location loc = std::source_location::current()) {
-    state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::move(aw), loc).release_raw());
+    return spawn(ex, std::move(aw), spawn_options{}, loc);
   }
 
   // Spawns the coroutine `c` as swarm::spawn does; the task joins the set.
   template <class Executor>
-  abort_handle spawn(const Executor& ex, coro<T> c,
+  abort_handle spawn(const Executor& ex, coro<T> c, spawn_options opts,
                      std::source_location loc = std::source_location::current()) {
     state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::move(c), loc).release_raw());
+    return s.add(swarm::spawn(ex, std::move(c), std::move(opts), loc).release_raw());
+  }
+  template <class Executor>
+  abort_handle spawn(const Executor& ex, coro<T> c,
+                     std::source_location loc = std::source_location::current()) {
+    return spawn(ex, std::move(c), spawn_options{}, loc);
   }
 
   // Spawns `f` as swarm::spawn does (f() returning awaitable<T> or coro<T>, or a callable
@@ -486,12 +497,19 @@ public:
   template <class Executor, class F>
   requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
            std::is_invocable_v<std::decay_t<F>&>) abort_handle
-      spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
-    using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), loc));
+      spawn(const Executor& ex, F&& f, spawn_options opts,
+            std::source_location loc = std::source_location::current()) {
+    using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc));
     static_assert(std::is_same_v<typename handle_type::value_type, T>,
                   "swarm::join_set<T>::spawn: the task must produce a T");
     state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::forward<F>(f), loc).release_raw());
+    return s.add(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc).release_raw());
+  }
+  template <class Executor, class F>
+  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
+           std::is_invocable_v<std::decay_t<F>&>) abort_handle
+      spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+    return spawn(ex, std::forward<F>(f), spawn_options{}, loc);
   }
 
   // Runs `f` on the blocking pool, as swarm::spawn_blocking does; the task joins the set.
@@ -508,7 +526,11 @@ public:
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(signature) CompletionToken>
   auto async_join_next(CompletionToken&& token) {
     return boost::asio::async_initiate<CompletionToken, signature>(
-        [this](auto handler) { start_join(std::move(handler)); }, token);
+        [this](auto handler) {
+          detail::note_current_wait(detail::wait_kind::join_set); // for dump(), if tracked
+          start_join(std::move(handler));
+        },
+        token);
   }
 
   // Aborts every task not joined yet. They stay in the set: join them to see each end.

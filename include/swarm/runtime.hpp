@@ -7,6 +7,7 @@
 #include <swarm/asio/io_driver.hpp>
 #include <swarm/asio/runtime_executor.hpp>
 #include <swarm/detail/config.hpp>
+#include <swarm/scheduler/dump.hpp>
 #include <swarm/scheduler/metrics.hpp>
 #include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/scheduler/options.hpp>
@@ -53,6 +54,11 @@ enum class runtime_flavor {
 // Tokio's Builder, with Tokio's defaults.
 struct runtime_options : scheduler_options {
   runtime_flavor flavor = runtime_flavor::multi_thread;
+  // Keep per-task poll counts and times for dump() (two clock reads per poll, and a small
+  // allocation per spawn). Ignored when built with SWARM_TASK_TRACKING=0.
+  bool track_tasks = false;
+  // When dump()'s warnings fire.
+  dump_options dump;
 };
 
 // A snapshot of a runtime's metrics (Tokio's RuntimeMetrics).
@@ -133,6 +139,15 @@ public:
 
   SWARM_DECL runtime_metrics metrics() const;
 
+  // What the runtime is doing now: its live tasks, workers, queues and warnings. Safe from
+  // any thread, including a worker; takes each task list's locks briefly, one shard at a
+  // time, and never waits for a task.
+  SWARM_DECL runtime_dump dump() const;
+
+  // Aborts the live task with this id, as its abort_handle would. Returns false when no
+  // live task has it.
+  SWARM_DECL bool abort_task(task_id id);
+
   // Whether the calling thread is one of this runtime's workers.
   bool running_in_this_thread() const noexcept { return core_.running_in_this_thread(); }
 
@@ -152,6 +167,8 @@ private:
   bool out_of_work();
 
   runtime_flavor flavor_;
+  dump_options dump_options_;
+  std::chrono::steady_clock::time_point created_at_ = std::chrono::steady_clock::now();
   // Installed first: Asio's scheduler must be the first service of the context.
   detail::io_driver driver_;
   detail::context_core core_;

@@ -2,7 +2,9 @@
 
 #include <boost/asio/cancellation_type.hpp>
 
+#include <exception>
 #include <thread>
+#include <utility>
 
 namespace swarm::detail {
 
@@ -131,5 +133,23 @@ void forward_cancellation(header* h, boost::asio::cancellation_type type) {
 }
 
 void task_sched::abort(header* h) { abort_asio_task(h); }
+
+void task_sched::record_unobserved_failure(header* h, const std::exception_ptr& e) {
+  const task_identity& ident = identity_of(h);
+  unobserved_failure f;
+  f.id = ident.id;
+  if (ident.extra)
+    f.name = ident.extra->name;
+  f.spawn_file = ident.location.file_name();
+  f.spawn_line = ident.location.line();
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    f.what = x.what();
+  } catch (...) {
+    f.what = "an exception not derived from std::exception";
+  }
+  core_->scheduler().unobserved_failures().record(std::move(f));
+}
 
 } // namespace swarm::detail

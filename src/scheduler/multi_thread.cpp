@@ -66,6 +66,8 @@ struct core {
 
   // Busy time and the mean poll time that tunes the intervals.
   poll_timing timing;
+  // The last value stored to this worker's worker_stats::run_state.
+  worker_run_state run_state = worker_run_state::parked;
 };
 
 namespace {
@@ -153,6 +155,14 @@ struct worker_loop {
   }
 
   bool has_tasks(core* c) const noexcept { return c->lifo_slot || own().queue.has_tasks(); }
+
+  // For dump(): a store only on a change (not per poll).
+  void set_run_state(core* c, worker_run_state s) noexcept {
+    if (c->run_state != s) {
+      c->run_state = s;
+      own().metrics.run_state.store(s, std::memory_order_relaxed);
+    }
+  }
 
   void start_processing(core* c) noexcept { c->timing.begin(); }
   void end_processing(core* c) noexcept { c->timing.end(stats()); }
@@ -251,6 +261,7 @@ struct worker_loop {
       c->is_searching = h.idle_.transition_worker_to_searching();
     if (!c->is_searching)
       return nullptr;
+    set_run_state(c, worker_run_state::searching);
     const auto n = static_cast<std::uint32_t>(h.remotes_.size());
     const std::uint32_t start = c->rand.next_n(n);
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -293,6 +304,7 @@ struct worker_loop {
   core* run_task(core* c, header* t) {
     local_notified<handle_ref> task = h.owned_.assert_owner(notified_task::from_raw(t));
     transition_from_searching(c);
+    set_run_state(c, worker_run_state::running);
     count_poll(c);
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
@@ -357,6 +369,9 @@ struct worker_loop {
   // the context: what the driver and the wakes schedule goes to this worker's queues, and
   // one notification of the other workers covers the batch. `none` only wakes them.
   core* poll_driver_then_wake(core* c, driver_poll poll) {
+    // A blocking poll of the driver is the worker's sleep (park sets parked).
+    if (poll == driver_poll::zero)
+      set_run_state(c, worker_run_state::driving_io);
     parker* p = std::exchange(c->park, nullptr); // tells schedule_local we are in the driver
     cx.core_slot = c;
     if (poll != driver_poll::none) {
@@ -376,6 +391,7 @@ struct worker_loop {
     wake_deferred();
     c = std::exchange(cx.core_slot, nullptr);
     c->park = p;
+    set_run_state(c, worker_run_state::running);
     if (poll != driver_poll::none)
       c->polls_to_driver = c->driver_polls; // (or another worker held it, polling it)
     if (should_notify_others(c))
@@ -455,6 +471,7 @@ struct worker_loop {
           ++m.batch.noop_count;
         m.polls_at_last_park = m.batch.poll_count;
         m.submit();
+        set_run_state(c, worker_run_state::parked);
         c = poll_driver_then_wake(c, driver_poll::block);
         ++m.batch.park_unpark_count;
         core_maintenance(c);
@@ -475,6 +492,7 @@ struct worker_loop {
   // Runs the loop until shutdown (the core is then shut down: returns null), a hand-off
   // by block_in_place (null), or until this drive must leave (returns the core).
   core* run(core* c) {
+    set_run_state(c, worker_run_state::running);
     c->lifo_enabled = !h.options_.disable_lifo_slot;
     start_processing(c);
     while (!c->is_shutdown) {
@@ -527,6 +545,7 @@ struct worker_loop {
 
   // Gives the core back to its slot, stealable, for the next drive.
   core* leave(core* c) {
+    set_run_state(c, worker_run_state::parked);
     end_processing(c);
     if (header* t = std::exchange(c->lifo_slot, nullptr))
       push_local(t);
@@ -848,6 +867,7 @@ void handle::pre_shutdown(core* c) {
 }
 
 void handle::shutdown_core(core* c) {
+  remotes_[c->index].metrics.run_state.store(worker_run_state::parked, std::memory_order_relaxed);
   std::unique_lock lock(shutdown_mutex_);
   shutdown_cores_.push_back(c);
   if (shutdown_cores_.size() != remotes_.size())

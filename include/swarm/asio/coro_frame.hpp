@@ -223,6 +223,8 @@ public:
       aborted_ = true;
       return false;
     }
+    // For dump(), if tracked (a join awaited this way notes itself while it starts).
+    note_current_wait(wait_kind::asio_operation);
     return result_.start(h, [&] {
       std::apply(
           [&](auto&... a) {

@@ -19,6 +19,7 @@
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/task/core.hpp>
 #include <swarm/task/task.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -100,6 +101,19 @@ public:
   }
 
   static task_sched& of(header* h) noexcept { return get_scheduler<task_sched>(h); }
+
+  // The harness's hook for an outcome nobody will read: a task that threw is logged for
+  // dump() (a cancellation is not: whoever aborted knows).
+  template <class V>
+  void unobserved_output(header* h, const outcome<task_output<V>>& o) {
+    if (o.has_value()) {
+      if (o.value().error && !o.value().abort_requested)
+        record_unobserved_failure(h, o.value().error);
+    } else if (std::exception_ptr e = o.error().try_panic()) {
+      record_unobserved_failure(h, e);
+    }
+  }
+  SWARM_DECL void record_unobserved_failure(header* h, const std::exception_ptr& e);
 
   // Abort through the harness (abort_handle, raw join handles).
   SWARM_DECL static void abort(header* h);
@@ -272,6 +286,8 @@ public:
     }
     if (!done_) {
       d.settle(s.queue());
+      // The coroutine is suspended in an Asio operation (a join's wait noted itself).
+      note_current_wait_if_unknown(wait_kind::asio_operation);
       return std::nullopt;
     }
     d.finish(h_);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <swarm/detail/config.hpp>
+#include <swarm/scheduler/dump.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -69,6 +70,10 @@ struct alignas(cache_line) worker_stats {
   // Published copies, read by metrics().
   SWARM_WORKER_METRICS(SWARM_PUBLISHED_FIELD)
   std::atomic<std::size_t> thread_id_hash{0};
+  // What the worker does now, for dump(). Stored only when it changes (the driving thread
+  // keeps the last value in its core), relaxed: a reader wants a recent value, nothing is
+  // published through it. A worker no thread drives reads as parked.
+  std::atomic<worker_run_state> run_state{worker_run_state::parked};
 
   // Relaxed: the values are statistics; nothing is ordered by them.
   void submit() noexcept {

@@ -11,6 +11,7 @@
 #include <swarm/scheduler/blocking_pool.hpp>
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/scheduler/driver.hpp>
+#include <swarm/scheduler/failure_log.hpp>
 #include <swarm/scheduler/idle.hpp>
 #include <swarm/scheduler/inject_queue.hpp>
 #include <swarm/scheduler/job.hpp>
@@ -118,6 +119,18 @@ public:
   }
   void run_spawn_hook(const task_meta& meta) const noexcept { call_task_hook(options_.on_task_spawn, meta); }
 
+  // Whether tasks spawned from now on keep statistics for dump(). Set before the first
+  // spawn (the runtime does so at construction).
+  bool track_tasks() const noexcept { return SWARM_TASK_TRACKING && track_tasks_; }
+  void set_track_tasks(bool on) noexcept { track_tasks_ = on; }
+  // Tasks that threw after their join handle was dropped.
+  failure_log& unobserved_failures() noexcept { return failures_; }
+  const failure_log& unobserved_failures() const noexcept { return failures_; }
+  // The state of worker `i`, as it last said, and the depth of its local queue.
+  worker_run_state worker_state(std::size_t i) const noexcept {
+    return remotes_[i].metrics.run_state.load(std::memory_order_relaxed);
+  }
+
   // Runs `f` on the blocking pool; see blocking_pool.
   template <class Fn>
   auto spawn_blocking(Fn&& fn, std::source_location location = std::source_location::current()) {
@@ -197,6 +210,8 @@ private:
   blocking_pool blocking_;
   std::atomic<std::uint64_t> remote_schedule_count_{0};
   std::atomic<bool> stopped_{false};
+  bool track_tasks_ = false;
+  failure_log failures_;
 
   std::mutex shutdown_mutex_;
   std::condition_variable workers_done_;

@@ -12,6 +12,7 @@
 #include <swarm/task/header.hpp>
 #include <swarm/task/join_error.hpp>
 #include <swarm/task/swallowed_exception.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -74,6 +75,7 @@ public:
   bool has_value() const noexcept { return ok_; }
   T& value() & noexcept { return SWARM_ASSERT(ok_), value_; }
   T&& value() && noexcept { return SWARM_ASSERT(ok_), std::move(value_); }
+  const T& value() const& noexcept { return SWARM_ASSERT(ok_), value_; }
   join_error& error() noexcept { return SWARM_ASSERT(!ok_), error_; }
   const join_error& error() const noexcept { return SWARM_ASSERT(!ok_), error_; }
 
@@ -172,6 +174,11 @@ public:
     tag_ = tag::finished;
   }
 
+  // The outcome, if finished and not yet taken; null otherwise.
+  const outcome<output_type>* finished_output() const noexcept {
+    return tag_ == tag::finished ? &output_ : nullptr;
+  }
+
   // Moves the outcome out. Taking it twice is a misuse reported with an exception.
   outcome<output_type> take() {
     if (tag_ != tag::finished)
@@ -189,11 +196,20 @@ private:
   tag tag_;
 };
 
-// Who the task is, immutable after creation.
+// Who the task is, immutable once the task is published. `extra` (tracking.hpp) is null
+// for a task with no name and no tracking; set at most once, before publication; the cell
+// frees it.
 struct task_identity {
   task_id id;
   std::source_location location;
+  task_extra* extra = nullptr;
 };
+
+// The identity of any task from its header (cell_layout puts the id first in it, so it sits
+// at vtable->id_offset). Not for jobs (job_owner_id): they have none.
+inline task_identity& identity_of(header* h) noexcept {
+  return *std::launder(reinterpret_cast<task_identity*>(reinterpret_cast<char*>(h) + h->vtable->id_offset));
+}
 
 constexpr std::size_t round_up(std::size_t n, std::size_t align) noexcept {
   return (n + align - 1) / align * align;
@@ -281,6 +297,7 @@ struct cell {
       stage_of(h).~stage<F>();
       trailer_of(h).~trailer();
     }
+    delete_task_extra(identity(h).extra);
     identity(h).~task_identity();
     scheduler(h).~S();
     h->~header();

@@ -159,10 +159,13 @@ private:
   // outcome is stored; the future is then already destroyed.
   static bool poll_future(header* h, poll_context& cx) {
     stage<F>& st = cell_type::stage_of(h);
-    const task_id id = cell_type::id(h);
+    const task_identity& ident = cell_type::identity(h);
+    const task_id id = ident.id;
     maybe<outcome<output_type>> out;
     {
       current_task_id_guard guard(id);
+      // Null stats (no tracking) read no clock.
+      poll_tracking_scope tracking(ident.extra ? ident.extra->tracked_stats() : nullptr);
       try {
         std::optional<output_type> r = st.future().poll(cx);
         if (!r)
@@ -210,6 +213,16 @@ private:
     trailer& tr = cell_type::trailer_of(h);
     if (!s.is_join_interested()) {
       // Nobody will read the output. The join handle dropped the join waker when it went.
+      // A scheduler that keeps the failures nobody sees (dump()) looks at it first.
+      if constexpr (requires(S & sc, const outcome<output_type>& o) { sc.unobserved_output(h, o); }) {
+        if (const outcome<output_type>* o = cell_type::stage_of(h).finished_output()) {
+          try {
+            cell_type::scheduler(h).unobserved_output(h, *o);
+          } catch (...) {
+            count_swallowed_exception(); // recording is best effort; the task still terminates
+          }
+        }
+      }
       current_task_id_guard guard(id);
       try {
         cell_type::stage_of(h).drop();

@@ -61,6 +61,13 @@ public:
     t.owned_prev = t.owned_next = nullptr;
   }
 
+  // Calls fn(header*) for each linked task, newest first. fn must not change the list.
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    for (header* h = head_; h; h = get_trailer(h).owned_next)
+      fn(h);
+  }
+
   // Whether h is linked into this list. A task is linked iff it has a neighbour or is the
   // head (links are cleared on unlink).
   bool contains(header* h) noexcept {
@@ -187,6 +194,34 @@ public:
         task<S>(h).shutdown();
       }
     }
+  }
+
+  // Calls fn(header*) for every linked task, one shard at a time with that shard's lock
+  // held: the list's reference keeps each cell alive for the call, so fn may read its
+  // header, identity and state word, but must be short (binds and removes on the shard
+  // wait), must not block, and must not reach the list.
+  template <class Fn>
+  void for_each_linked(Fn&& fn) {
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      std::lock_guard lock(shards_[i].mutex);
+      shards_[i].list.for_each(fn);
+    }
+  }
+
+  // Calls fn(header*) for the linked task with this id, under its shard's lock, as
+  // for_each_linked does. Returns whether there was one. Walks one shard.
+  template <class Fn>
+  bool with_linked(task_id id, Fn&& fn) {
+    shard& sh = shard_for(id);
+    std::lock_guard lock(sh.mutex);
+    bool found = false;
+    sh.list.for_each([&](header* h) {
+      if (!found && get_id(h) == id) {
+        found = true;
+        fn(h);
+      }
+    });
+    return found;
   }
 
   bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }

@@ -1,0 +1,189 @@
+// What a task carries beyond its identity when it has a name or is tracked: the name given
+// at spawn and, with tracking on, the statistics runtime::dump() reports (poll count, busy
+// time, last poll, longest poll, what the task waits on).
+//
+// A cell points to its task_extra from task_identity::extra; the pointer is null for a task
+// with neither a name nor tracking, which then pays one null pointer in its cell and a test
+// of it per poll (the identity shares a line with the id the poll reads anyway).
+//
+// SWARM_TASK_TRACKING=0 compiles the statistics out: no clock read, no stats member.
+#pragma once
+
+#include <swarm/detail/config.hpp>
+#include <swarm/task/cell_allocator.hpp>
+#include <swarm/task/id.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <new>
+#include <string>
+#include <utility>
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#ifndef SWARM_TASK_TRACKING
+#define SWARM_TASK_TRACKING 1
+#endif
+
+namespace swarm::detail {
+
+// What a task's last pending poll said it waits on (dump.hpp's task_wait_kind, which the
+// task layer cannot include: same values).
+enum class wait_kind : std::uint8_t { unknown, join, join_set, asio_operation };
+
+// Nanoseconds on the steady clock.
+inline std::uint64_t steady_now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// The unit every stamp below is kept in: the TSC on x86-64 (invariant on the CPUs swarm
+// targets; about 12 ns a read on a KVM guest against 31 ns for steady_clock under
+// kvm-clock, and two are read per poll), the steady clock's nanoseconds elsewhere.
+// stamp_clock converts.
+inline std::uint64_t stamp_now() noexcept {
+#if defined(__x86_64__)
+  return __rdtsc();
+#else
+  return steady_now_ns();
+#endif
+}
+
+// Converts stamps to nanoseconds. calibrate() records an epoch (stamp, steady time) once per
+// process, timing a first window of about a millisecond; later conversions use the whole
+// time since the epoch, so they sharpen as the process runs.
+struct stamp_clock {
+  SWARM_DECL static void calibrate() noexcept;
+  SWARM_DECL static double ns_per_stamp() noexcept;
+};
+
+// Per-task statistics, times in stamps (stamp_now). Written only by the thread that polls the task (it holds
+// `running`), read at any time by dump() under the owned-list shard lock. Every field is a relaxed atomic:
+// each is a statistic read on its own, nothing is published through it, and a reader only needs untorn values
+// (a dump may mix the fields of two consecutive polls). The writer is single, so updates are a relaxed load
+// and store, not read-modify-writes.
+struct task_stats {
+  std::atomic<std::uint64_t> polls{0};
+  std::atomic<std::uint64_t> busy_stamps{0};
+  std::atomic<std::uint64_t> longest_poll_stamps{0};
+  std::atomic<std::uint64_t> last_poll_stamps{0};
+  std::atomic<std::uint64_t> poll_started{0};    // 0: not inside a poll
+  std::atomic<std::uint64_t> last_poll_ended{0}; // the spawn time before the first poll
+  std::atomic<std::uint64_t> wait_target{0};
+  std::atomic<wait_kind> waiting_on{wait_kind::unknown};
+
+  void begin_poll(std::uint64_t now) noexcept {
+    waiting_on.store(wait_kind::unknown, std::memory_order_relaxed);
+    poll_started.store(now, std::memory_order_relaxed);
+  }
+  void end_poll(std::uint64_t now) noexcept {
+    const std::uint64_t start = poll_started.load(std::memory_order_relaxed);
+    const std::uint64_t d = now - start;
+    polls.store(polls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    busy_stamps.store(busy_stamps.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    last_poll_stamps.store(d, std::memory_order_relaxed);
+    if (d > longest_poll_stamps.load(std::memory_order_relaxed))
+      longest_poll_stamps.store(d, std::memory_order_relaxed);
+    last_poll_ended.store(now, std::memory_order_relaxed);
+    poll_started.store(0, std::memory_order_relaxed);
+  }
+  void set_wait(wait_kind k, std::uint64_t target) noexcept {
+    wait_target.store(target, std::memory_order_relaxed);
+    waiting_on.store(k, std::memory_order_relaxed);
+  }
+};
+
+// Allocated only for a task spawned with a name or on a runtime that tracks tasks; freed
+// with the cell. The name is immutable after spawn.
+struct task_extra {
+  task_extra(std::string n, bool t) noexcept : name(std::move(n)), tracked(t) {}
+
+  std::string name;
+  bool tracked = false; // the stats are kept
+#if SWARM_TASK_TRACKING
+  task_stats stats;
+#endif
+
+  task_stats* tracked_stats() noexcept {
+#if SWARM_TASK_TRACKING
+    return tracked ? &stats : nullptr;
+#else
+    return nullptr;
+#endif
+  }
+};
+
+// From the cell allocator's per-thread cache, as cells are (at the cache's alignment, or
+// it would bypass the cache): with tracking on, every spawn makes one.
+inline task_extra* new_task_extra(std::string name, bool tracked) {
+  static_assert(alignof(task_extra) <= cell_block_alignment);
+  void* p = allocate_cell(sizeof(task_extra), cell_block_alignment); // the cache's alignment
+  auto* x = ::new (p) task_extra(std::move(name), tracked);
+#if SWARM_TASK_TRACKING
+  if (tracked)
+    x->stats.last_poll_ended.store(stamp_now(), std::memory_order_relaxed);
+#endif
+  return x;
+}
+inline void delete_task_extra(task_extra* x) noexcept {
+  if (x) {
+    x->~task_extra();
+    deallocate_cell(x, sizeof(task_extra), cell_block_alignment);
+  }
+}
+
+// The stats of the task this thread polls now, if it is tracked (null otherwise): where a
+// join handle or a join_set records what the task waits on.
+SWARM_DECL task_stats*& current_task_stats() noexcept;
+
+// Brackets one poll of a tracked task (stats may be null: then it does nothing and reads
+// no clock). Installs the stats as current_task_stats for the poll.
+class poll_tracking_scope {
+public:
+  explicit poll_tracking_scope(task_stats* s) noexcept : stats_(s) {
+#if SWARM_TASK_TRACKING
+    if (stats_) {
+      prev_ = current_task_stats();
+      current_task_stats() = stats_;
+      stats_->begin_poll(stamp_now());
+    }
+#endif
+  }
+  ~poll_tracking_scope() {
+#if SWARM_TASK_TRACKING
+    if (stats_) {
+      stats_->end_poll(stamp_now());
+      current_task_stats() = prev_;
+    }
+#endif
+  }
+  poll_tracking_scope(const poll_tracking_scope&) = delete;
+  poll_tracking_scope& operator=(const poll_tracking_scope&) = delete;
+
+private:
+  task_stats* stats_;
+  task_stats* prev_ = nullptr;
+};
+
+// Records what the task being polled on this thread waits on, if it is tracked.
+inline void note_current_wait([[maybe_unused]] wait_kind k,
+                              [[maybe_unused]] std::uint64_t target = 0) noexcept {
+#if SWARM_TASK_TRACKING
+  if (task_stats* s = current_task_stats())
+    s->set_wait(k, target);
+#endif
+}
+
+inline void note_current_wait_if_unknown([[maybe_unused]] wait_kind k) noexcept {
+#if SWARM_TASK_TRACKING
+  if (task_stats* s = current_task_stats();
+      s && s->waiting_on.load(std::memory_order_relaxed) == wait_kind::unknown)
+    s->set_wait(k, 0);
+#endif
+}
+
+} // namespace swarm::detail

@@ -1,0 +1,392 @@
+// runtime::dump() and abort_task() (issue 16): task states, spawn locations, names, poll
+// counts and times, what a task waits on, the warnings, unobserved failures, and a dump taken
+// while tasks churn.
+//
+// Deterministic where the runtime allows: a runtime that is not started runs nothing until
+// the test drives it, so states before and after a poll are exact. On started runtimes the
+// test waits with `eventually` (bounded) for the state it checks. Counts are asserted, never
+// speeds; a busy time is only bounded below by a busy-wait the task itself did.
+#include "support.hpp"
+
+#include <swarm/swarm.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+// Boost.Test prints what a failed check compared.
+namespace swarm {
+std::ostream& operator<<(std::ostream& o, task_run_state s) { return o << to_string(s); }
+std::ostream& operator<<(std::ostream& o, task_wait_kind k) { return o << to_string(k); }
+std::ostream& operator<<(std::ostream& o, worker_run_state s) { return o << to_string(s); }
+} // namespace swarm
+
+using namespace swarm_test;
+namespace asio = boost::asio;
+
+namespace {
+
+std::optional<swarm::task_snapshot> find_task(const swarm::runtime_dump& d, swarm::task_id id) {
+  for (const swarm::task_snapshot& t : d.tasks)
+    if (t.id == id)
+      return t;
+  return std::nullopt;
+}
+
+// The snapshot of task `id` once `pred` holds for it (bounded); nullopt if it never did.
+template <class Pred>
+std::optional<swarm::task_snapshot> wait_for_task(swarm::runtime& rt, swarm::task_id id, Pred pred) {
+  std::optional<swarm::task_snapshot> seen;
+  eventually([&] {
+    seen = find_task(rt.dump(), id);
+    return seen && pred(*seen);
+  });
+  if (seen && !pred(*seen))
+    return std::nullopt;
+  return seen;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A runtime with its own workers.
+struct dump_runtime {
+  swarm::runtime rt;
+  explicit dump_runtime(swarm::runtime_options o) : rt(std::move(o)) { rt.start(); }
+};
+
+// Runs what is ready on a runtime that is not started, until nothing is (bounded: tasks
+// here wait on timers that do not expire, so run() would not return).
+void poll_until_quiet(swarm::runtime& rt) {
+  for (int i = 0; i < 1000 && rt.poll() != 0; ++i) {
+  }
+}
+
+swarm::runtime_options tracked_options(int workers = 2) {
+  swarm::runtime_options o;
+  o.worker_threads = static_cast<std::size_t>(workers);
+  o.track_tasks = true;
+  return o;
+}
+
+// Suspends on a timer that does not expire during the test (the runtime's shutdown
+// cancels it).
+swarm::coro<void> wait_long() {
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+  co_await t.async_wait(swarm::use_coro);
+}
+
+asio::awaitable<void> wait_long_aw() {
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// An operation that drops its completion handler: nothing will ever resume the awaiter.
+swarm::coro<void> wait_forgotten() {
+  co_await asio::async_initiate<const swarm::use_coro_t, void()>([](auto&& handler) { (void)handler; },
+                                                                 swarm::use_coro);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(dump)
+
+BOOST_AUTO_TEST_CASE(not_dump_runtime_shows_scheduled_then_idle_then_cancelled) {
+  swarm::runtime rt(tracked_options(1));
+  auto h = swarm::spawn(rt.get_executor(), wait_long());
+  const swarm::task_id id = h.id();
+
+  // Spawned, never polled: in a run queue.
+  swarm::runtime_dump d = rt.dump();
+  BOOST_TEST(d.tracking);
+  auto t = find_task(d, id);
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::scheduled);
+  BOOST_TEST(t->poll_count == 0u);
+
+  // One poll: suspended on its timer, idle, waiting on an Asio operation.
+  rt.poll();
+  t = find_task(rt.dump(), id);
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::idle);
+  BOOST_TEST(t->poll_count == 1u);
+  BOOST_TEST(t->waiting_on == swarm::task_wait_kind::asio_operation);
+  BOOST_TEST(t->warnings == 0u);
+
+  // A task aborted before its first poll is cancelled until a poll sees it.
+  auto h2 = swarm::spawn(rt.get_executor(), wait_long());
+  BOOST_TEST(rt.abort_task(h2.id()));
+  t = find_task(rt.dump(), h2.id());
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::cancelled);
+  rt.restart();
+  rt.poll();
+  BOOST_TEST(!find_task(rt.dump(), h2.id())); // completed and released
+  BOOST_TEST(h2.is_finished());
+}
+
+BOOST_AUTO_TEST_CASE(a_task_sees_itself_running) {
+  dump_runtime s(tracked_options());
+  std::promise<std::optional<swarm::task_snapshot>> seen;
+  auto f = seen.get_future();
+  auto h = swarm::spawn(s.rt.get_executor(),
+                        [&] { seen.set_value(find_task(s.rt.dump(), swarm::current_task_id())); });
+  BOOST_REQUIRE(ready_in_time(f));
+  auto t = f.get();
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->id == h.id());
+  BOOST_TEST(t->state == swarm::task_run_state::running);
+}
+
+BOOST_AUTO_TEST_CASE(spawn_location_and_names_kept_verbatim) {
+  swarm::runtime rt(1); // tracking off: names and locations are still there
+  const std::string hostile = "<script>alert(1)</script>";
+  const std::uint32_t line = __LINE__ + 1;
+  auto h1 = swarm::spawn(rt.get_executor(), wait_long(), swarm::spawn_options{.name = hostile});
+  auto h2 = swarm::spawn(rt.get_executor(), wait_long_aw(), swarm::spawn_options{.name = "accept loop"});
+  auto h3 = swarm::spawn(
+      rt.get_executor(), [] { return 1; }, swarm::spawn_options{.name = "callable"});
+  auto h4 = swarm::spawn(rt.get_executor(), [] { return 2; }); // no name
+  swarm::join_set<int> set;
+  set.spawn(
+      rt.get_executor(), [] { return 3; }, swarm::spawn_options{.name = "in a set"});
+
+  const swarm::runtime_dump d = rt.dump();
+  BOOST_TEST(!d.tracking);
+  BOOST_TEST(d.tasks.size() == 5u);
+  auto t1 = find_task(d, h1.id());
+  BOOST_REQUIRE(t1);
+  BOOST_TEST(t1->name == hostile);
+  BOOST_TEST(ends_with(t1->spawn_file, "dump_test.cpp"));
+  BOOST_TEST(t1->spawn_line == line);
+  BOOST_TEST(t1->spawn_function.find("spawn_location_and_names_kept_verbatim") != std::string::npos);
+  BOOST_TEST(find_task(d, h2.id())->name == "accept loop");
+  BOOST_TEST(find_task(d, h2.id())->spawn_line == line + 1);
+  BOOST_TEST(find_task(d, h3.id())->name == "callable");
+  BOOST_TEST(find_task(d, h4.id())->name.empty());
+  int named_in_set = 0;
+  for (const auto& t : d.tasks)
+    named_in_set += t.name == "in a set";
+  BOOST_TEST(named_in_set == 1);
+  // Tracking off: no counts, no times, no warnings.
+  for (const auto& t : d.tasks) {
+    BOOST_TEST(t.poll_count == 0u);
+    BOOST_TEST(t.busy.count() == 0);
+    BOOST_TEST(t.warnings == 0u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_task_that_yields_k_times_has_k_plus_one_polls) {
+  constexpr int k = 5;
+  swarm::runtime rt(tracked_options(1));
+  auto h = swarm::spawn(rt.get_executor(), []() -> swarm::coro<void> {
+    for (int i = 0; i < k; ++i)
+      co_await swarm::yield_now();
+    co_await wait_long();
+  });
+  poll_until_quiet(rt);
+  auto t = find_task(rt.dump(), h.id());
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::idle);
+  BOOST_TEST(t->poll_count == std::uint64_t{k + 1});
+}
+
+BOOST_AUTO_TEST_CASE(busy_time_and_long_poll_warning) {
+  swarm::runtime_options o = tracked_options();
+  o.dump.long_poll = std::chrono::milliseconds(1);
+  dump_runtime s(o);
+  auto h = swarm::spawn(s.rt.get_executor(), []() -> swarm::coro<void> {
+    busy_for(20ms);
+    co_await wait_long();
+  });
+  auto t = wait_for_task(s.rt, h.id(), [](const swarm::task_snapshot& t) { return t.poll_count >= 1; });
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->busy >= std::chrono::milliseconds(20));
+  BOOST_TEST(t->longest_poll >= std::chrono::milliseconds(20));
+  BOOST_TEST((t->warnings & swarm::warn_long_poll) != 0u);
+  BOOST_TEST((t->warnings & swarm::warn_lost_waker) == 0u);
+
+  // The same task on an untracked runtime: no times, no warning.
+  swarm::runtime_options off;
+  off.worker_threads = 2;
+  off.dump.long_poll = std::chrono::milliseconds(1);
+  dump_runtime s2(off);
+  auto h2 = swarm::spawn(s2.rt.get_executor(), []() -> swarm::coro<void> {
+    busy_for(20ms);
+    co_await wait_long();
+  });
+  auto t2 = wait_for_task(
+      s2.rt, h2.id(), [](const swarm::task_snapshot& t) { return t.state == swarm::task_run_state::idle; });
+  BOOST_REQUIRE(t2);
+  BOOST_TEST(t2->busy.count() == 0);
+  BOOST_TEST(t2->poll_count == 0u);
+  BOOST_TEST(t2->warnings == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(waits_on_a_join_a_join_set_and_an_operation) {
+  swarm::runtime rt(tracked_options(1));
+  auto ex = rt.get_executor();
+  auto target = swarm::spawn(ex, wait_long());
+  const swarm::task_id target_id = target.id();
+  // A coro awaiting the join handle; an Asio coroutine awaiting one with async_wait.
+  auto coro_joiner = swarm::spawn(ex, [h = std::move(target)]() mutable -> swarm::coro<void> { co_await h; });
+  auto target2 = swarm::spawn(ex, wait_long_aw());
+  const swarm::task_id target2_id = target2.id();
+  auto aw_joiner = swarm::spawn(ex, [h = std::move(target2)]() mutable -> asio::awaitable<void> {
+    co_await h.async_wait(asio::use_awaitable);
+  });
+  auto set_joiner = swarm::spawn(ex, []() -> swarm::coro<void> {
+    swarm::join_set<void> set;
+    set.spawn(co_await asio::this_coro::executor, wait_long());
+    co_await set.async_join_next(swarm::use_coro);
+  });
+  poll_until_quiet(rt);
+
+  const swarm::runtime_dump d = rt.dump();
+  auto j = find_task(d, coro_joiner.id());
+  BOOST_REQUIRE(j);
+  BOOST_TEST(j->state == swarm::task_run_state::idle);
+  BOOST_TEST(j->waiting_on == swarm::task_wait_kind::join);
+  BOOST_TEST(j->wait_target == target_id);
+  auto a = find_task(d, aw_joiner.id());
+  BOOST_REQUIRE(a);
+  BOOST_TEST(a->waiting_on == swarm::task_wait_kind::join);
+  BOOST_TEST(a->wait_target == target2_id);
+  auto s = find_task(d, set_joiner.id());
+  BOOST_REQUIRE(s);
+  BOOST_TEST(s->waiting_on == swarm::task_wait_kind::join_set);
+  BOOST_TEST(find_task(d, target_id)->waiting_on == swarm::task_wait_kind::asio_operation);
+  BOOST_TEST(find_task(d, target2_id)->waiting_on == swarm::task_wait_kind::asio_operation);
+}
+
+BOOST_AUTO_TEST_CASE(lost_waker_warning) {
+  swarm::runtime_options o = tracked_options(1);
+  o.dump.lost_waker_idle = std::chrono::microseconds(1);
+  swarm::runtime rt(o);
+  auto lost = swarm::spawn(rt.get_executor(), wait_forgotten());
+  auto timer = swarm::spawn(rt.get_executor(), wait_long()); // its timer holds a waker
+  auto timer_aw = swarm::spawn(rt.get_executor(), wait_long_aw());
+  poll_until_quiet(rt);
+  std::this_thread::sleep_for(2ms);
+  const swarm::runtime_dump d = rt.dump();
+  auto t = find_task(d, lost.id());
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::idle);
+  BOOST_TEST((t->warnings & swarm::warn_lost_waker) != 0u);
+  BOOST_TEST((find_task(d, timer.id())->warnings & swarm::warn_lost_waker) == 0u);
+  BOOST_TEST((find_task(d, timer_aw.id())->warnings & swarm::warn_lost_waker) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(failure_after_the_handle_was_dropped_is_kept) {
+  swarm::runtime rt(1);
+  auto doomed = []() -> int { throw std::runtime_error("boom 16"); };
+  swarm::task_id id;
+  std::uint32_t line = 0;
+  {
+    line = __LINE__ + 1;
+    auto h = swarm::spawn(rt.get_executor(), doomed, swarm::spawn_options{.name = "doomed"});
+    id = h.id();
+  } // dropped before the task ever ran
+  // A failure seen through its handle is not one.
+  auto seen = swarm::spawn(rt.get_executor(), []() -> int { throw std::runtime_error("seen"); });
+  BOOST_TEST(run_bounded(rt));
+  BOOST_TEST(seen.is_finished());
+  const swarm::runtime_dump d = rt.dump();
+  BOOST_REQUIRE(d.unobserved_failures.size() == 1u);
+  const swarm::unobserved_failure& f = d.unobserved_failures.front();
+  BOOST_TEST(f.id == id);
+  BOOST_TEST(f.name == "doomed");
+  BOOST_TEST(f.what == "boom 16");
+  BOOST_TEST(f.spawn_line == line);
+  BOOST_TEST(ends_with(f.spawn_file, "dump_test.cpp"));
+}
+
+BOOST_AUTO_TEST_CASE(abort_task_by_id) {
+  dump_runtime s(tracked_options());
+  auto h = swarm::spawn(s.rt.get_executor(), wait_long());
+  BOOST_REQUIRE(wait_for_task(s.rt, h.id(), [](const swarm::task_snapshot& t) {
+    return t.state == swarm::task_run_state::idle && t.poll_count >= 1;
+  }));
+  BOOST_TEST(s.rt.abort_task(h.id()));
+  std::future<void> f = h.async_wait(asio::use_future);
+  BOOST_REQUIRE(ready_in_time(f));
+  bool cancelled = false;
+  try {
+    f.get();
+  } catch (const swarm::join_error& e) {
+    cancelled = e.is_cancelled();
+  }
+  BOOST_TEST(cancelled);
+  // Released from the task list just after its handle saw the end.
+  BOOST_TEST(eventually([&] { return !find_task(s.rt.dump(), h.id()); }));
+  BOOST_TEST(!s.rt.abort_task(h.id()));                            // gone
+  BOOST_TEST(!s.rt.abort_task(swarm::task_id(~std::uint64_t{0}))); // never existed
+}
+
+BOOST_AUTO_TEST_CASE(workers_and_queues) {
+  {
+    swarm::runtime rt(3);
+    const swarm::runtime_dump d = rt.dump();
+    BOOST_TEST(d.workers.size() == 3u);
+    for (const auto& w : d.workers) {
+      BOOST_TEST((w.state == swarm::worker_run_state::parked));
+      BOOST_TEST(!w.parked_with_work);
+    }
+    BOOST_TEST(d.unobserved_failures.empty());
+  }
+  {
+    dump_runtime s(tracked_options());
+    std::promise<swarm::runtime_dump> seen;
+    auto f = seen.get_future();
+    swarm::spawn(s.rt.get_executor(), [&] { seen.set_value(s.rt.dump()); });
+    BOOST_REQUIRE(ready_in_time(f));
+    const swarm::runtime_dump d = f.get();
+    int running = 0;
+    for (const auto& w : d.workers)
+      running += w.state == swarm::worker_run_state::running;
+    BOOST_TEST(running >= 1); // the worker taking the dump
+  }
+}
+
+// dump() from outside and from inside tasks while tasks are spawned, yield and end.
+BOOST_AUTO_TEST_CASE(dump_while_tasks_churn) {
+  dump_runtime s(tracked_options());
+  auto ex = s.rt.get_executor();
+  std::atomic<int> done{0};
+  std::atomic<std::size_t> inner_dumps{0};
+  constexpr int tasks = 400;
+  auto spawner = swarm::spawn(ex, [&]() -> swarm::coro<void> {
+    for (int i = 0; i < tasks; ++i) {
+      swarm::spawn(
+          ex,
+          [&, i]() -> swarm::coro<void> {
+            co_await swarm::yield_now();
+            if (i % 50 == 0)
+              inner_dumps += s.rt.dump().tasks.size() != 0;
+            ++done;
+          },
+          swarm::spawn_options{.name = "churn " + std::to_string(i)});
+      if (i % 8 == 0)
+        co_await swarm::yield_now();
+    }
+  });
+  std::size_t outer = 0;
+  while (done.load() < tasks && outer < 100000) {
+    const swarm::runtime_dump d = s.rt.dump();
+    for (const auto& t : d.tasks)
+      BOOST_REQUIRE(t.spawn_line != 0u);
+    ++outer;
+  }
+  BOOST_TEST(eventually([&] { return done.load() == tasks; }));
+  BOOST_TEST(inner_dumps.load() == std::size_t{tasks / 50});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
