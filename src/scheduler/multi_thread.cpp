@@ -68,7 +68,17 @@ struct core {
   poll_timing timing;
   // The last value stored to this worker's worker_stats::run_state.
   worker_run_state run_state = worker_run_state::parked;
+
+  // This worker's loop passes (published in remote::ticks), and each sibling's as this
+  // worker's maintenance last read them (see take_from_stalled_siblings).
+  std::uint32_t ticks = 0;
+  std::vector<std::uint32_t> sibling_ticks;
+  std::uint32_t next_sibling = 0;
 };
+
+// Siblings a maintenance pass looks at for stalls, so that the pass stays cheap with many
+// workers; the others are looked at in the next passes.
+inline constexpr std::uint32_t stall_checks_per_maintenance = 4;
 
 namespace {
 
@@ -412,9 +422,43 @@ struct worker_loop {
       c->ticks_to_driver = h.options_.event_interval;
       c = poll_driver_then_wake(c, driver_poll::zero);
       core_maintenance(c);
+      take_from_stalled_siblings(c);
       start_processing(c);
     }
     return c;
+  }
+
+  // A busy worker steals only when its own queues run dry, so a task queued on a sibling
+  // that stopped making progress (its thread preempted by the OS, stuck in a long poll, or
+  // no thread drives it) would wait for that sibling however busy the others are: a time
+  // slice or more, where io_context's shared queue lets any thread take it. A sibling whose
+  // loop has not passed once between two of this worker's maintenance passes (about
+  // event_interval ticks or fair_driver_latency of task time apart) is stalled; if its
+  // queue has tasks, this worker steals half of them, as a searching worker would. Its LIFO
+  // slot stays: one task, and not stealable.
+  void take_from_stalled_siblings(core* c) {
+    const auto n = static_cast<std::uint32_t>(h.remotes_.size());
+    if (n == 1)
+      return;
+    if (c->sibling_ticks.size() != n)
+      c->sibling_ticks.assign(n, 0);
+    for (std::uint32_t k = 0; k < std::min(n - 1, stall_checks_per_maintenance); ++k) {
+      std::uint32_t v = c->next_sibling++ % n;
+      if (v == cx.index)
+        v = c->next_sibling++ % n;
+      remote& r = h.remotes_[v];
+      const std::uint32_t seen = r.ticks.load(std::memory_order_relaxed);
+      const bool stalled = seen == c->sibling_ticks[v];
+      c->sibling_ticks[v] = seen;
+      if (!stalled || r.queue.remote_is_empty())
+        continue;
+      const steal_result st = r.queue.steal_into(own().queue);
+      if (st.task) {
+        stats().steal_count += st.moved;
+        ++stats().steal_operations;
+        push_local(st.task);
+      }
+    }
   }
 
   bool transition_to_parked(core* c) {
@@ -499,6 +543,7 @@ struct worker_loop {
       if (must_leave())
         return leave(c);
       count_tick(c);
+      own().ticks.store(++c->ticks, std::memory_order_relaxed);
       c = maintenance(c);
       if (header* t = next_task(c)) {
         c = run_task(c, t);

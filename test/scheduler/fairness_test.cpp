@@ -7,6 +7,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -172,6 +173,75 @@ BOOST_AUTO_TEST_CASE(a_chain_of_long_polls_takes_from_the_global_queue_every_few
   BOOST_TEST(join_value(blocker).value_or(false));
   BOOST_TEST(wait_for_join(probe).has_value());
   stop_chain(rt, *s);
+}
+
+// A busy worker steals only when its own queues run dry, so tasks queued on a sibling that
+// makes no progress (its thread preempted by the OS, or inside a long poll) would wait for
+// it however busy the others are. Worker A blocks inside a task after queueing five tasks
+// on itself (one in its LIFO slot, which is not stealable, four in its queue); worker B
+// runs a chain of short links and never runs dry. B's maintenance passes, event_interval
+// (8) ticks of at most 4 links apart, see A's loop stand still and take half of A's queue
+// each time: the four run on B within 2 + 3 passes (160 links) of being queued, while A is
+// still blocked. Without the rule they wait for A.
+BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
+  scheduler_options o;
+  o.event_interval = 8;
+  mt2 rt(o);
+  mt2* rtp = &rt;
+  auto s = std::make_shared<chain_state>();
+
+  constexpr std::size_t queued = 5;
+  struct shared {
+    std::atomic<bool> go{false};
+    std::atomic<std::size_t> queued_at{0}; // chain links when A queued the tasks
+    std::atomic<std::size_t> ran_while_blocked{0};
+    std::atomic<bool> blocked{true};
+    std::mutex mutex;
+    std::vector<std::size_t> ran_at; // under mutex: chain links when each task ran
+  };
+  auto sh = std::make_shared<shared>();
+  auto started = counter();
+  std::vector<raw_join_handle<unit>> tasks;
+  // A: waits for the chain to run on B, queues the tasks, then stays until all but the
+  // LIFO-slot one ran (or a bound passes: the test then fails below).
+  auto blocker = rt.spawn(poll_fn<bool>([=, &tasks](poll_context&) -> std::optional<bool> {
+    started->fetch_add(1, std::memory_order_acq_rel);
+    if (!spin_until([&] { return sh->go.load(std::memory_order_acquire); }, 4 * wait_bound))
+      return false;
+    for (std::size_t i = 0; i < queued; ++i) {
+      tasks.push_back(rtp->spawn(poll_fn<unit>([s, sh](poll_context&) -> std::optional<unit> {
+        std::lock_guard lock(sh->mutex);
+        sh->ran_at.push_back(s->links.load(std::memory_order_relaxed));
+        if (sh->blocked.load(std::memory_order_acquire))
+          sh->ran_while_blocked.fetch_add(1, std::memory_order_acq_rel);
+        return unit{};
+      })));
+    }
+    // (The thread may be preempted between two spawns: the count starts after the last.)
+    sh->queued_at.store(s->links.load(std::memory_order_relaxed), std::memory_order_release);
+    const bool ok = spin_until(
+        [&] { return sh->ran_while_blocked.load(std::memory_order_acquire) >= queued - 1; }, 4 * wait_bound);
+    sh->blocked.store(false, std::memory_order_release);
+    return ok;
+  }));
+  BOOST_REQUIRE(eventually([&] { return started->load() == 1; }));
+  // A is blocked: the chain can only run on B.
+  rt.spawn(chain_link<mt2>{&rt, s, {}});
+  BOOST_REQUIRE(eventually([&] { return s->links.load() > 200; }));
+  sh->go.store(true, std::memory_order_release);
+
+  BOOST_TEST(join_value(blocker, 8 * wait_bound).value_or(false),
+             "the tasks queued on a stalled worker waited for it");
+  for (auto& t : tasks)
+    BOOST_TEST(wait_for_join(t).has_value());
+  stop_chain(rt, *s);
+  std::lock_guard lock(sh->mutex);
+  BOOST_TEST_REQUIRE(sh->ran_at.size() == queued);
+  std::sort(sh->ran_at.begin(), sh->ran_at.end());
+  const std::size_t at = sh->queued_at.load();
+  const std::size_t last_rescued = sh->ran_at[queued - 2];
+  BOOST_TEST(last_rescued <= at + 160,
+             "queued by link " << at << ", the last of them ran at link " << last_rescued);
 }
 
 // Links longer than the driver target: the driver between every two polls.

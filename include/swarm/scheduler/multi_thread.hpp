@@ -60,6 +60,9 @@ struct alignas(cache_line) remote {
   // The core, while no thread drives this worker (before start, during a hand-off).
   std::atomic<core*> core_slot{nullptr};
   worker_stats metrics;
+  // Passes of the worker loop, stored by the thread driving the worker at each pass. Relaxed:
+  // a sibling only compares two of its readings, and nothing is published through it.
+  std::atomic<std::uint32_t> ticks{0};
 };
 
 // How long a thread drives the scheduler (io_context's run / run_one / run_for / poll).
