@@ -40,6 +40,11 @@ struct core {
   std::size_t index = 0;
   header* lifo_slot = nullptr; // one notified reference, not stealable
   bool lifo_enabled = true;
+  // LIFO-slot polls since the last poll of a task from anywhere else. A due check can end a
+  // tick with the LIFO task kept in its slot, so the count runs across ticks: counted per
+  // tick, a chain of long polls would stay in the slot and starve the queue.
+  unsigned lifo_polls = 0;
+  bool took_lifo = false; // the task next_task returned came from the LIFO slot
   bool is_searching = false;
   bool is_shutdown = false;
   parker* park = nullptr; // null while this core is parked in the driver
@@ -221,9 +226,17 @@ struct worker_loop {
   }
 
   header* next_local_task(core* c) noexcept {
-    if (header* t = std::exchange(c->lifo_slot, nullptr))
+    if (header* t = std::exchange(c->lifo_slot, nullptr)) {
+      c->took_lifo = true;
       return t;
+    }
     return own().queue.pop();
+  }
+
+  // Two tasks that keep waking each other must not starve the queue.
+  static void count_lifo_poll(core* c) noexcept {
+    if (++c->lifo_polls >= max_lifo_polls_per_tick)
+      c->lifo_enabled = false;
   }
 
   header* next_task(core* c) {
@@ -318,8 +331,11 @@ struct worker_loop {
     count_poll(c);
     cx.core_slot = c;
     coop::budget_scope budget(coop::budget::initial());
+    if (std::exchange(c->took_lifo, false))
+      count_lifo_poll(c);
+    else
+      c->lifo_polls = 0;
     run_hooked(std::move(task));
-    unsigned lifo_polls = 0;
     for (;;) {
       c = cx.core_slot;
       if (!c)
@@ -343,9 +359,7 @@ struct worker_loop {
         cx.core_slot = nullptr;
         return c;
       }
-      // Two tasks that keep waking each other must not starve the queue.
-      if (++lifo_polls >= max_lifo_polls_per_tick)
-        c->lifo_enabled = false;
+      count_lifo_poll(c);
       count_poll(c);
       run_hooked(h.owned_.assert_owner(notified_task::from_raw(next)));
     }

@@ -179,28 +179,30 @@ BOOST_AUTO_TEST_CASE(a_chain_of_long_polls_takes_from_the_global_queue_every_few
 // makes no progress (its thread preempted by the OS, or inside a long poll) would wait for
 // it however busy the others are. Worker A blocks inside a task after queueing five tasks
 // on itself (one in its LIFO slot, which is not stealable, four in its queue); worker B
-// runs a chain of short links and never runs dry. B's maintenance passes, event_interval
-// (8) ticks of at most 4 links apart, see A's loop stand still and take half of A's queue
-// each time: the four run on B within 2 + 3 passes (160 links) of being queued, while A is
-// still blocked. Without the rule they wait for A.
+// runs a chain of short links and never runs dry. B's maintenance passes (each a driver
+// poll; A makes none while blocked) see A's loop stand still and take half of A's queue
+// each time (2, 1, 1): the four run on B within 5 passes of being queued, while A is still
+// blocked. Without the rule they wait for A.
 BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
+  counting_driver drv;
   scheduler_options o;
   o.event_interval = 8;
-  mt2 rt(o);
+  mt2 rt(o, &drv);
   mt2* rtp = &rt;
   auto s = std::make_shared<chain_state>();
 
   constexpr std::size_t queued = 5;
   struct shared {
     std::atomic<bool> go{false};
-    std::atomic<std::size_t> queued_at{0}; // chain links when A queued the tasks
+    std::atomic<std::size_t> queued_at{0}; // driver polls when A had queued the tasks
     std::atomic<std::size_t> ran_while_blocked{0};
     std::atomic<bool> blocked{true};
     std::mutex mutex;
-    std::vector<std::size_t> ran_at; // under mutex: chain links when each task ran
+    std::vector<std::size_t> ran_at; // under mutex: driver polls when each task ran
   };
   auto sh = std::make_shared<shared>();
   auto started = counter();
+  counting_driver* d = &drv;
   std::vector<raw_join_handle<unit>> tasks;
   // A: waits for the chain to run on B, queues the tasks, then stays until all but the
   // LIFO-slot one ran (or a bound passes: the test then fails below).
@@ -209,16 +211,16 @@ BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
     if (!spin_until([&] { return sh->go.load(std::memory_order_acquire); }, 4 * wait_bound))
       return false;
     for (std::size_t i = 0; i < queued; ++i) {
-      tasks.push_back(rtp->spawn(poll_fn<unit>([s, sh](poll_context&) -> std::optional<unit> {
+      tasks.push_back(rtp->spawn(poll_fn<unit>([d, sh](poll_context&) -> std::optional<unit> {
         std::lock_guard lock(sh->mutex);
-        sh->ran_at.push_back(s->links.load(std::memory_order_relaxed));
+        sh->ran_at.push_back(d->polls());
         if (sh->blocked.load(std::memory_order_acquire))
           sh->ran_while_blocked.fetch_add(1, std::memory_order_acq_rel);
         return unit{};
       })));
     }
     // (The thread may be preempted between two spawns: the count starts after the last.)
-    sh->queued_at.store(s->links.load(std::memory_order_relaxed), std::memory_order_release);
+    sh->queued_at.store(d->polls(), std::memory_order_release);
     const bool ok = spin_until(
         [&] { return sh->ran_while_blocked.load(std::memory_order_acquire) >= queued - 1; }, 4 * wait_bound);
     sh->blocked.store(false, std::memory_order_release);
@@ -240,8 +242,8 @@ BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
   std::sort(sh->ran_at.begin(), sh->ran_at.end());
   const std::size_t at = sh->queued_at.load();
   const std::size_t last_rescued = sh->ran_at[queued - 2];
-  BOOST_TEST(last_rescued <= at + 160,
-             "queued by link " << at << ", the last of them ran at link " << last_rescued);
+  BOOST_TEST(last_rescued <= at + 5,
+             "queued by driver poll " << at << ", the last of them ran at driver poll " << last_rescued);
 }
 
 // Links longer than the driver target: the driver between every two polls.
@@ -257,6 +259,41 @@ BOOST_AUTO_TEST_CASE(polls_longer_than_the_target_bring_the_driver_interval_down
   stop_chain(rt, *s);
   const std::size_t gap = longest_gap(*s, 260);
   BOOST_TEST(gap <= 1u, "a chain of long polls ran " << gap << " polls between two driver polls");
+}
+
+// Links longer than the driver target: the driver is due after every poll, so every tick
+// ends with the chain's next link kept in the LIFO slot, and the next tick takes it from
+// there. A task queued behind the chain (a link spawns it, then its successor, which pushes
+// it out of the slot) must still run within max_lifo_polls_per_tick (3) + 1 links: LIFO
+// polls are counted across ticks. Counted per tick, the chain never left the slot.
+BOOST_AUTO_TEST_CASE(a_chain_kept_in_the_lifo_slot_across_ticks_lets_the_queue_run) {
+  counting_driver drv;
+  mt1 rt({}, &drv);
+  auto s = std::make_shared<chain_state>();
+  s->drv = &drv;
+  s->compute = std::chrono::microseconds(
+      static_cast<long>(1.5 * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0));
+  constexpr std::size_t queue_at = 300; // the driver interval is tuned to every poll by then
+  auto probe_saw = std::make_shared<std::atomic<std::size_t>>(0);
+  raw_join_handle<unit> probe;
+  mt1* rtp = &rt;
+  auto on_link = [rtp, s, probe_saw, &probe](std::size_t n) {
+    if (n != queue_at)
+      return;
+    probe = rtp->spawn(poll_fn<unit>([s, probe_saw](poll_context&) -> std::optional<unit> {
+      probe_saw->store(s->links.load(std::memory_order_relaxed), std::memory_order_release);
+      return unit{};
+    }));
+  };
+  rt.spawn(chain_link<mt1>{&rt, s, on_link});
+  const bool ran =
+      eventually([&] { return probe_saw->load(std::memory_order_acquire) != 0; }, 3 * wait_bound);
+  const std::size_t links = s->links.load();
+  stop_chain(rt, *s);
+  BOOST_TEST_REQUIRE(ran, "the queued task had not run after " << links << " links");
+  const std::size_t saw = probe_saw->load(std::memory_order_acquire);
+  BOOST_TEST(saw <= queue_at + 4, "queued during link " << queue_at << ", it ran after link " << saw);
+  BOOST_TEST(wait_for_join(probe).has_value());
 }
 
 // Polls longer than the global-queue target tune its poll count down to 1; then the
