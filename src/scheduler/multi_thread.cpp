@@ -454,8 +454,6 @@ struct worker_loop {
     const auto n = static_cast<std::uint32_t>(h.remotes_.size());
     if (n == 1)
       return;
-    if (c->sibling_ticks.size() != n)
-      c->sibling_ticks.assign(n, 0);
     for (std::uint32_t k = 0; k < std::min(n - 1, stall_checks_per_maintenance); ++k) {
       std::uint32_t v = c->next_sibling++ % n;
       if (v == cx.index)
@@ -652,6 +650,7 @@ handle::handle(scheduler_options options, driver* drv)
     auto c = std::make_unique<core>();
     c->index = i;
     c->park = remotes_[i].unparker.get();
+    c->sibling_ticks.assign(remotes_.size(), 0);
     c->lifo_enabled = !options_.disable_lifo_slot;
     c->ticks_to_driver = options_.event_interval;
     if (options_.global_queue_interval) {
