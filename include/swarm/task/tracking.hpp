@@ -136,14 +136,16 @@ struct task_extra_request {
 SWARM_DECL task_stats*& current_task_stats() noexcept;
 
 // Brackets one poll of a tracked task (stats may be null: then it does nothing and reads
-// no clock). Installs the stats as current_task_stats for the poll.
+// no clock). Installs the stats as current_task_stats for the poll. A poll runs on one
+// thread from start to end, so the thread's slot is looked up once (an out-of-line call).
 class poll_tracking_scope {
 public:
   explicit poll_tracking_scope(task_stats* s) noexcept : stats_(s) {
 #if SWARM_TASK_TRACKING
     if (stats_) {
-      prev_ = current_task_stats();
-      current_task_stats() = stats_;
+      slot_ = &current_task_stats();
+      prev_ = *slot_;
+      *slot_ = stats_;
       stats_->begin_poll(stamp_now());
     }
 #endif
@@ -152,7 +154,7 @@ public:
 #if SWARM_TASK_TRACKING
     if (stats_) {
       stats_->end_poll(stamp_now());
-      current_task_stats() = prev_;
+      *slot_ = prev_;
     }
 #endif
   }
@@ -162,6 +164,7 @@ public:
 private:
   task_stats* stats_;
   task_stats* prev_ = nullptr;
+  task_stats** slot_ = nullptr;
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
