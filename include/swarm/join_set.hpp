@@ -488,7 +488,8 @@ public:
     return s.add(swarm::spawn(ex, std::move(c), opts, loc).release_raw());
   }
   template <class Executor>
-  abort_handle spawn(const Executor& ex, coro<T> c, std::source_location loc = std::source_location::current()) {
+  abort_handle spawn(const Executor& ex, coro<T> c,
+                     std::source_location loc = std::source_location::current()) {
     state_type& s = state_for(ex);
     return s.add(swarm::spawn(ex, std::move(c), loc).release_raw());
   }

@@ -117,7 +117,8 @@ join_handle<R> spawn_task(context_core& core, F future, std::source_location loc
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
   // A task with no name on a runtime that does not track gets no task_extra in its cell.
-  const task_extra_request extra{opts ? std::string_view(opts->name) : std::string_view(), sched.track_tasks()};
+  const task_extra_request extra{opts ? std::string_view(opts->name) : std::string_view(),
+                                 sched.track_tasks()};
   bind_result<F, task_sched> b =
       sched.owned().bind(std::move(future), task_sched(&core), id, loc, sched.terminate_hook(),
                          std::forward<Init>(before_publish), extra.wanted() ? &extra : nullptr);
@@ -192,8 +193,8 @@ private:
 template <class Fn>
 join_handle<typename callable_future<Fn>::result_type>
 spawn_callable(context_core& core, Fn fn, std::source_location loc, const spawn_options* opts) {
-  return spawn_task<typename callable_future<Fn>::result_type>(core, callable_future<Fn>(&core, std::move(fn)),
-                                                               loc, opts);
+  return spawn_task<typename callable_future<Fn>::result_type>(
+      core, callable_future<Fn>(&core, std::move(fn)), loc, opts);
 }
 
 template <class T>
@@ -222,7 +223,8 @@ join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
 
 namespace detail {
 template <class Executor, class T>
-join_handle<T> spawn_coro(const Executor& ex, coro<T> c, std::source_location loc, const spawn_options* opts) {
+join_handle<T> spawn_coro(const Executor& ex, coro<T> c, std::source_location loc,
+                          const spawn_options* opts) {
   context_core& core = core_of_executor(ex);
   if (!c)
     throw std::invalid_argument("swarm::spawn: empty coro (moved from or default-constructed)");
@@ -237,7 +239,8 @@ auto spawn_invocable(const Executor& ex, F&& f, std::source_location loc, const 
   using R = std::invoke_result_t<std::decay_t<F>&>;
   if constexpr (is_coro<R>::value) {
     using Fn = std::decay_t<F>;
-    return spawn_task<typename R::value_type>(core, coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc, opts);
+    return spawn_task<typename R::value_type>(core, coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc,
+                                              opts);
   } else if constexpr (is_awaitable<R>::value) {
     using T = typename is_awaitable<R>::value_type;
     using AwEx = typename is_awaitable<R>::executor_type;

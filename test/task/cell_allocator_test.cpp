@@ -178,8 +178,8 @@ BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
   {
     const sd::task_extra_request extra{"named", true};
     BOOST_TEST(extra.wanted());
-    auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next(), std::source_location::current(),
-                          nullptr, &extra);
+    auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next(),
+                          std::source_location::current(), nullptr, &extra);
     sd::header* h = t.owned.get();
     sd::task_extra* x = sd::identity_of(h).extra;
     BOOST_REQUIRE(x);

@@ -265,8 +265,8 @@ struct cell {
 
   // Allocates and constructs a cell holding `f`, with the initial state word, and a
   // task_extra when `extra` is given (ident.extra must be null: the cell sets it).
-  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt, const task_hook* on_terminate,
-                        const task_extra_request* extra = nullptr) {
+  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt,
+                        const task_hook* on_terminate, const task_extra_request* extra = nullptr) {
     SWARM_ASSERT(!ident.extra);
     const std::size_t bytes = extra ? layout::size_with_extra : layout::size;
     void* mem = allocate_cell(bytes, layout::alignment);
