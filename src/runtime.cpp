@@ -331,7 +331,10 @@ task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, co
   t.poll_count = r.polls;
   t.busy = c.span(r.busy_stamps);
   t.longest_poll = c.span(r.longest_poll_stamps);
-  t.since_last_poll = c.since(r.last_poll_ended);
+  // A task never polled has no stamp (a spawn takes none): zero. It is scheduled, running
+  // its first poll or cancelled, never idle, and the lost-waker rule needs a poll anyway.
+  if (r.last_poll_ended != 0)
+    t.since_last_poll = c.since(r.last_poll_ended);
   t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
   if (t.waiting_on == task_wait_kind::join)
     t.wait_target = task_id(r.wait_target);

@@ -468,48 +468,42 @@ public:
   // Spawns `aw` as swarm::spawn does; the task joins the set. Each spawn also takes
   // spawn_options (a name for dump()) before the location.
   template <class Executor, class AwEx>
-  abort_handle spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw, spawn_options opts,
+  abort_handle spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw, const spawn_options& opts,
                      std::source_location loc = std::source_location::current()) {
     state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::move(aw), std::move(opts), loc).release_raw());
+    return s.add(swarm::spawn(ex, std::move(aw), opts, loc).release_raw());
   }
   template <class Executor, class AwEx>
   abort_handle spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
                      std::source_location loc = std::source_location::current()) {
-    return spawn(ex, std::move(aw), spawn_options{}, loc);
+    state_type& s = state_for(ex);
+    return s.add(swarm::spawn(ex, std::move(aw), loc).release_raw());
   }
 
   // Spawns the coroutine `c` as swarm::spawn does; the task joins the set.
   template <class Executor>
-  abort_handle spawn(const Executor& ex, coro<T> c, spawn_options opts,
+  abort_handle spawn(const Executor& ex, coro<T> c, const spawn_options& opts,
                      std::source_location loc = std::source_location::current()) {
     state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::move(c), std::move(opts), loc).release_raw());
+    return s.add(swarm::spawn(ex, std::move(c), opts, loc).release_raw());
   }
   template <class Executor>
   abort_handle spawn(const Executor& ex, coro<T> c,
                      std::source_location loc = std::source_location::current()) {
-    return spawn(ex, std::move(c), spawn_options{}, loc);
+    state_type& s = state_for(ex);
+    return s.add(swarm::spawn(ex, std::move(c), loc).release_raw());
   }
 
   // Spawns `f` as swarm::spawn does (f() returning awaitable<T> or coro<T>, or a callable
   // returning T).
-  template <class Executor, class F>
-  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-           std::is_invocable_v<std::decay_t<F>&>) abort_handle
-      spawn(const Executor& ex, F&& f, spawn_options opts,
-            std::source_location loc = std::source_location::current()) {
-    using handle_type = decltype(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc));
-    static_assert(std::is_same_v<typename handle_type::value_type, T>,
-                  "swarm::join_set<T>::spawn: the task must produce a T");
-    state_type& s = state_for(ex);
-    return s.add(swarm::spawn(ex, std::forward<F>(f), std::move(opts), loc).release_raw());
+  template <class Executor, detail::spawnable_invocable F>
+  abort_handle spawn(const Executor& ex, F&& f, const spawn_options& opts,
+                     std::source_location loc = std::source_location::current()) {
+    return add_invocable(ex, std::forward<F>(f), loc, &opts);
   }
-  template <class Executor, class F>
-  requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-           std::is_invocable_v<std::decay_t<F>&>) abort_handle
-      spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
-    return spawn(ex, std::forward<F>(f), spawn_options{}, loc);
+  template <class Executor, detail::spawnable_invocable F>
+  abort_handle spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+    return add_invocable(ex, std::forward<F>(f), loc, nullptr);
   }
 
   // Runs `f` on the blocking pool, as swarm::spawn_blocking does; the task joins the set.
@@ -551,6 +545,15 @@ public:
   bool empty() const { return size() == 0; }
 
 private:
+  template <class Executor, class F>
+  abort_handle add_invocable(const Executor& ex, F&& f, std::source_location loc, const spawn_options* opts) {
+    using handle_type = decltype(detail::spawn_invocable(ex, std::forward<F>(f), loc, opts));
+    static_assert(std::is_same_v<typename handle_type::value_type, T>,
+                  "swarm::join_set<T>::spawn: the task must produce a T");
+    state_type& s = state_for(ex);
+    return s.add(detail::spawn_invocable(ex, std::forward<F>(f), loc, opts).release_raw());
+  }
+
   template <class Executor>
   state_type& state_for(const Executor& ex) {
     detail::context_core& core = detail::core_of_executor(ex);

@@ -107,23 +107,21 @@ private:
 };
 
 // Creates a task running `future` on the runtime and schedules it. `before_publish`
-// finishes the task while only this thread can reach it.
+// finishes the task while only this thread can reach it. `opts` may be null (the spawn had
+// none), so that a spawn without options builds no spawn_options and no string.
 template <class R, class F, class Init = no_before_publish>
-join_handle<R> spawn_task(context_core& core, F future, std::source_location loc, spawn_options&& opts,
+join_handle<R> spawn_task(context_core& core, F future, std::source_location loc, const spawn_options* opts,
                           Init&& before_publish = {}) {
   multi_thread::handle& sched = core.scheduler();
   if (sched.is_shutdown())
     throw std::logic_error("swarm::spawn: the runtime is shut down");
   const task_id id = task_id::next();
-  // A task with no name on a runtime that does not track gets no task_extra.
-  const bool tracked = sched.track_tasks();
-  auto init = [&](header* h) {
-    if (tracked || !opts.name.empty())
-      identity_of(h).extra = new_task_extra(std::move(opts.name), tracked);
-    before_publish(h);
-  };
+  // A task with no name on a runtime that does not track gets no task_extra in its cell.
+  const task_extra_request extra{opts ? std::string_view(opts->name) : std::string_view(),
+                                 sched.track_tasks()};
   bind_result<F, task_sched> b =
-      sched.owned().bind(std::move(future), task_sched(&core), id, loc, sched.terminate_hook(), init);
+      sched.owned().bind(std::move(future), task_sched(&core), id, loc, sched.terminate_hook(),
+                         std::forward<Init>(before_publish), extra.wanted() ? &extra : nullptr);
   join_handle<R> jh(&core, std::move(b.join));
   sched.run_spawn_hook(task_meta{id, loc});
   if (b.first)
@@ -134,7 +132,7 @@ join_handle<R> spawn_task(context_core& core, F future, std::source_location loc
 // Creates and schedules an Asio task whose coroutine is `make()` (an awaitable).
 template <class T, class AwEx, class Make>
 join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_location loc,
-                               spawn_options&& opts) {
+                               const spawn_options* opts) {
   // The coroutine's entry is queued on the task's executor before the task is published
   // (co_spawn also installs its cancellation proxy in the task's abort slot); the first
   // poll runs it. A task cancelled by a concurrent shutdown then finds it complete.
@@ -142,7 +140,7 @@ join_handle<T> spawn_coroutine(context_core& core, Make&& make, std::source_loca
     boost::asio::co_spawn(AwEx(task_executor(&core, h)), std::forward<Make>(make),
                           spawn_completion<stored_t<T>>(h));
   };
-  return spawn_task<T>(core, task_future<stored_t<T>>(&core), loc, std::move(opts), launch);
+  return spawn_task<T>(core, task_future<stored_t<T>>(&core), loc, opts, launch);
 }
 
 // The future of a task that runs a plain callable once.
@@ -194,9 +192,9 @@ private:
 
 template <class Fn>
 join_handle<typename callable_future<Fn>::result_type>
-spawn_callable(context_core& core, Fn fn, std::source_location loc, spawn_options&& opts) {
+spawn_callable(context_core& core, Fn fn, std::source_location loc, const spawn_options* opts) {
   return spawn_task<typename callable_future<Fn>::result_type>(
-      core, callable_future<Fn>(&core, std::move(fn)), loc, std::move(opts));
+      core, callable_future<Fn>(&core, std::move(fn)), loc, opts);
 }
 
 template <class T>
@@ -210,64 +208,79 @@ struct is_awaitable<boost::asio::awaitable<T, E>> : std::true_type {
 } // namespace detail
 
 // Spawns `aw` as a task on the runtime of `ex`. The task is scheduled, never run inline.
-// Each spawn also takes spawn_options (a name for dump()) before the location.
+// Each spawn also takes spawn_options (a name for dump()) before the location; the overloads
+// without them pass none down (null), so an unnamed spawn builds no string.
 template <class Executor, class T, class AwEx>
-join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw, spawn_options opts,
+join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw, const spawn_options& opts,
                      std::source_location loc = std::source_location::current()) {
-  detail::context_core& core = detail::core_of_executor(ex);
-  return detail::spawn_coroutine<T, AwEx>(core, std::move(aw), loc, std::move(opts));
+  return detail::spawn_coroutine<T, AwEx>(detail::core_of_executor(ex), std::move(aw), loc, &opts);
 }
 template <class Executor, class T, class AwEx>
 join_handle<T> spawn(const Executor& ex, boost::asio::awaitable<T, AwEx> aw,
                      std::source_location loc = std::source_location::current()) {
-  return swarm::spawn(ex, std::move(aw), spawn_options{}, loc);
+  return detail::spawn_coroutine<T, AwEx>(detail::core_of_executor(ex), std::move(aw), loc, nullptr);
 }
+
+namespace detail {
+template <class Executor, class T>
+join_handle<T> spawn_coro(const Executor& ex, coro<T> c, std::source_location loc,
+                          const spawn_options* opts) {
+  context_core& core = core_of_executor(ex);
+  if (!c)
+    throw std::invalid_argument("swarm::spawn: empty coro (moved from or default-constructed)");
+  return spawn_task<T>(core, coro_future<coro<T>, coro<T>>(&core, std::move(c)), loc, opts);
+}
+
+// f() returning a coro or an awaitable: the task is that coroutine, f kept alive until it
+// ends; anything else: the task runs f() once.
+template <class Executor, class F>
+auto spawn_invocable(const Executor& ex, F&& f, std::source_location loc, const spawn_options* opts) {
+  context_core& core = core_of_executor(ex);
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  if constexpr (is_coro<R>::value) {
+    using Fn = std::decay_t<F>;
+    return spawn_task<typename R::value_type>(core, coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc,
+                                              opts);
+  } else if constexpr (is_awaitable<R>::value) {
+    using T = typename is_awaitable<R>::value_type;
+    using AwEx = typename is_awaitable<R>::executor_type;
+    return spawn_coroutine<T, AwEx>(core, std::forward<F>(f), loc, opts);
+  } else {
+    return spawn_callable(core, std::decay_t<F>(std::forward<F>(f)), loc, opts);
+  }
+}
+
+// What the callable overloads of spawn accept: anything invocable with no arguments that is
+// not itself a coroutine (those have overloads of their own).
+template <class F>
+concept spawnable_invocable = !is_awaitable<std::decay_t<F>>::value && !is_coro<std::decay_t<F>>::value &&
+                              std::is_invocable_v<std::decay_t<F>&>;
+} // namespace detail
 
 // Spawns the coroutine `c` as a task on the runtime of `ex`: its frames are the task's,
 // resumed by the task's polls (see swarm/coro.hpp). Scheduled, never run inline.
 template <class Executor, class T>
-join_handle<T> spawn(const Executor& ex, coro<T> c, spawn_options opts,
+join_handle<T> spawn(const Executor& ex, coro<T> c, const spawn_options& opts,
                      std::source_location loc = std::source_location::current()) {
-  detail::context_core& core = detail::core_of_executor(ex);
-  if (!c)
-    throw std::invalid_argument("swarm::spawn: empty coro (moved from or default-constructed)");
-  return detail::spawn_task<T>(core, detail::coro_future<coro<T>, coro<T>>(&core, std::move(c)), loc,
-                               std::move(opts));
+  return detail::spawn_coro(ex, std::move(c), loc, &opts);
 }
 template <class Executor, class T>
 join_handle<T> spawn(const Executor& ex, coro<T> c,
                      std::source_location loc = std::source_location::current()) {
-  return swarm::spawn(ex, std::move(c), spawn_options{}, loc);
+  return detail::spawn_coro(ex, std::move(c), loc, nullptr);
 }
 
 // Spawns `f`: if f() returns an awaitable or a coro, the task is that coroutine and f is
 // kept alive until it ends (as asio::co_spawn does), so lambda captures stay valid (a coro
 // is created by the task's first poll); otherwise the task runs f() once.
-template <class Executor, class F>
-requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-         std::is_invocable_v<std::decay_t<F>&>) auto spawn(const Executor& ex, F&& f, spawn_options opts,
-                                                           std::source_location loc =
-                                                               std::source_location::current()) {
-  detail::context_core& core = detail::core_of_executor(ex);
-  using R = std::invoke_result_t<std::decay_t<F>&>;
-  if constexpr (detail::is_coro<R>::value) {
-    using Fn = std::decay_t<F>;
-    return detail::spawn_task<typename R::value_type>(
-        core, detail::coro_future<R, Fn>(&core, Fn(std::forward<F>(f))), loc, std::move(opts));
-  } else if constexpr (detail::is_awaitable<R>::value) {
-    using T = typename detail::is_awaitable<R>::value_type;
-    using AwEx = typename detail::is_awaitable<R>::executor_type;
-    return detail::spawn_coroutine<T, AwEx>(core, std::forward<F>(f), loc, std::move(opts));
-  } else {
-    return detail::spawn_callable(core, std::decay_t<F>(std::forward<F>(f)), loc, std::move(opts));
-  }
+template <class Executor, detail::spawnable_invocable F>
+auto spawn(const Executor& ex, F&& f, const spawn_options& opts,
+           std::source_location loc = std::source_location::current()) {
+  return detail::spawn_invocable(ex, std::forward<F>(f), loc, &opts);
 }
-template <class Executor, class F>
-requires(!detail::is_awaitable<std::decay_t<F>>::value && !detail::is_coro<std::decay_t<F>>::value &&
-         std::is_invocable_v<std::decay_t<F>&>) auto spawn(const Executor& ex, F&& f,
-                                                           std::source_location loc =
-                                                               std::source_location::current()) {
-  return swarm::spawn(ex, std::forward<F>(f), spawn_options{}, loc);
+template <class Executor, detail::spawnable_invocable F>
+auto spawn(const Executor& ex, F&& f, std::source_location loc = std::source_location::current()) {
+  return detail::spawn_invocable(ex, std::forward<F>(f), loc, nullptr);
 }
 
 // Runs `f`, which may block, on the runtime's blocking pool. Abort only cancels a call that

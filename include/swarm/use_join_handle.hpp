@@ -34,7 +34,7 @@ template <class T, class Initiation, class Make>
 join_handle<T> co_spawn_join_handle(Initiation& init, Make&& make) {
   auto ex = init.get_executor();
   return spawn_coroutine<T, decltype(ex)>(core_of_executor(ex), std::forward<Make>(make),
-                                          std::source_location::current(), spawn_options{});
+                                          std::source_location::current(), nullptr);
 }
 
 // Installed in a slot bound to use_join_handle: holds an abort handle to the task.

@@ -164,4 +164,46 @@ BOOST_FIXTURE_TEST_CASE(a_cached_cell_is_poisoned_until_it_is_handed_out_again, 
 }
 #endif
 
+// A named or tracked task keeps its task_extra in its own cell: one block from the cache
+// per spawn, not two, with the extra at extra_offset; and a spawn takes no clock stamp.
+BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
+  using layout = sd::cell<pending_forever, noop_scheduler>::layout;
+  static_assert(layout::size_with_extra <= limits::max_size); // else the cache is not used
+  const auto cached_blocks = [] {
+    std::size_t n = 0;
+    for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
+      n += cell_cache_stats::cached_on_this_thread(size);
+    return n;
+  };
+  {
+    const sd::task_extra_request extra{"named", true};
+    BOOST_TEST(extra.wanted());
+    auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next(),
+                          std::source_location::current(), nullptr, &extra);
+    sd::header* h = t.owned.get();
+    sd::task_extra* x = sd::identity_of(h).extra;
+    BOOST_REQUIRE(x);
+    BOOST_TEST(reinterpret_cast<char*>(x) == reinterpret_cast<char*>(h) + layout::extra_offset);
+    BOOST_TEST(x->name == "named");
+    BOOST_TEST(x->tracked);
+#if SWARM_TASK_TRACKING
+    BOOST_TEST(x->stats.last_poll_ended.load() == 0u); // 0: never polled
+#endif
+  } // every reference dropped: the cell goes to this thread's cache
+  if (cell_cache_stats::enabled()) {
+    BOOST_TEST(cached_blocks() == 1u);
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(layout::size_with_extra) == 1u);
+  }
+  sd::trim_cell_cache();
+  {
+    BOOST_TEST(!(sd::task_extra_request{"", false}.wanted()));
+    auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next());
+    BOOST_TEST(sd::identity_of(t.owned.get()).extra == nullptr);
+  }
+  if (cell_cache_stats::enabled()) {
+    BOOST_TEST(cached_blocks() == 1u);
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(layout::size) == 1u);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -49,7 +49,7 @@ struct task_snapshot {
   std::string spawn_function;
   std::uint64_t poll_count = 0;
   std::chrono::nanoseconds busy{0};            // total time inside polls
-  std::chrono::nanoseconds since_last_poll{0}; // since the last poll ended (or since spawn)
+  std::chrono::nanoseconds since_last_poll{0}; // since the last poll ended; zero before the first
   std::chrono::nanoseconds longest_poll{0};
   task_wait_kind waiting_on = task_wait_kind::unknown;
   task_id wait_target; // the task a `join` waits for

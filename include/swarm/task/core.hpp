@@ -2,8 +2,9 @@
 // and the cell layout with the offsets the vtable publishes.
 //
 // A cell is one allocation from the cell allocator (cell_allocator.hpp): header | scheduler | identity |
-// stage | trailer, each at an offset computed here, so that non-generic code holding a header* reaches the
-// rest through the vtable and generic code through compile-time constants.
+// stage | trailer [| task_extra], each at an offset computed here, so that non-generic code holding a
+// header* reaches the rest through the vtable and generic code through compile-time constants. The
+// task_extra (tracking.hpp) is there only for a named or tracked task, which then has a larger block.
 #pragma once
 
 #include <swarm/detail/assert.hpp>
@@ -197,8 +198,8 @@ private:
 };
 
 // Who the task is, immutable once the task is published. `extra` (tracking.hpp) is null
-// for a task with no name and no tracking; set at most once, before publication; the cell
-// frees it.
+// for a task with no name and no tracking; otherwise it points into the task's own cell, at
+// cell_layout::extra_offset, and the cell was allocated with size_with_extra.
 struct task_identity {
   task_id id;
   std::source_location location;
@@ -230,6 +231,10 @@ struct cell_layout {
   // less than glibc's memalign per task (doc/design.md "Performance work").
   static constexpr std::size_t alignment = std::max({cell_block_alignment, alignof(S), alignof(stage<F>)});
   static constexpr std::size_t size = round_up(trailer_offset + sizeof(trailer), alignment);
+  // A named or tracked task's task_extra follows the trailer in the same block: a spawn
+  // draws one block from the cache, not two, and the stats sit next to the cell's tail.
+  static constexpr std::size_t extra_offset = round_up(size, alignof(task_extra));
+  static constexpr std::size_t size_with_extra = round_up(extra_offset + sizeof(task_extra), alignment);
   static_assert(offsetof(task_identity, id) == 0);
 };
 
@@ -254,26 +259,41 @@ struct cell {
     return *std::launder(reinterpret_cast<trailer*>(base(h) + layout::trailer_offset));
   }
 
-  // Allocates and constructs a cell holding `f`, with the initial state word.
+  static std::size_t block_size(const task_identity& ident) noexcept {
+    return ident.extra ? layout::size_with_extra : layout::size;
+  }
+
+  // Allocates and constructs a cell holding `f`, with the initial state word, and a
+  // task_extra when `extra` is given (ident.extra must be null: the cell sets it).
   static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt,
-                        const task_hook* on_terminate) {
-    void* mem = allocate_cell(layout::size, layout::alignment);
+                        const task_hook* on_terminate, const task_extra_request* extra = nullptr) {
+    SWARM_ASSERT(!ident.extra);
+    const std::size_t bytes = extra ? layout::size_with_extra : layout::size;
+    void* mem = allocate_cell(bytes, layout::alignment);
     char* p = static_cast<char*>(mem);
     header* h = ::new (p) header();
     h->vtable = vt;
     try {
-      ::new (p + layout::scheduler_offset) S(std::move(s));
+      if (extra)
+        ident.extra = ::new (p + layout::extra_offset) task_extra(extra->name, extra->tracked);
       try {
-        ::new (p + layout::stage_offset) stage<F>(std::move(f));
+        ::new (p + layout::scheduler_offset) S(std::move(s));
+        try {
+          ::new (p + layout::stage_offset) stage<F>(std::move(f));
+        } catch (...) {
+          // Undo what was built, then the caller sees the exception (nothing spawned).
+          scheduler(h).~S();
+          throw;
+        }
       } catch (...) {
-        // Undo what was built, then the caller sees the exception (nothing spawned).
-        scheduler(h).~S();
+        if (ident.extra)
+          ident.extra->~task_extra();
         throw;
       }
     } catch (...) {
       // As above: free the cell, the caller sees the exception.
       h->~header();
-      deallocate_cell(mem, layout::size, layout::alignment);
+      deallocate_cell(mem, bytes, layout::alignment);
       throw;
     }
     ::new (p + layout::identity_offset) task_identity(ident);
@@ -297,11 +317,13 @@ struct cell {
       stage_of(h).~stage<F>();
       trailer_of(h).~trailer();
     }
-    delete_task_extra(identity(h).extra);
+    const std::size_t bytes = block_size(identity(h));
+    if (task_extra* x = identity(h).extra)
+      x->~task_extra();
     identity(h).~task_identity();
     scheduler(h).~S();
     h->~header();
-    deallocate_cell(static_cast<void*>(h), layout::size, layout::alignment);
+    deallocate_cell(static_cast<void*>(h), bytes, layout::alignment);
   }
 };
 

@@ -123,11 +123,13 @@ public:
   // The task's own scheduler type S2 may differ from S (a runtime layer may store more per
   // task); the list only holds headers. `before_publish(header*)` finishes the task while
   // this thread alone can reach it: once linked, a shutdown on another thread may cancel it.
+  // `extra`, if given, puts a task_extra in the task's cell (tracking.hpp).
   template <future F, task_scheduler S2 = S, class Init = no_before_publish>
   bind_result<F, S2> bind(F f, S2 s, task_id id,
                           std::source_location location = std::source_location::current(),
-                          const task_hook* on_terminate = nullptr, Init&& before_publish = {}) {
-    new_task_result<F, S2> t = new_task(std::move(f), std::move(s), id, location, on_terminate);
+                          const task_hook* on_terminate = nullptr, Init&& before_publish = {},
+                          const task_extra_request* extra = nullptr) {
+    new_task_result<F, S2> t = new_task(std::move(f), std::move(s), id, location, on_terminate, extra);
     // Exclusive: the task is not yet published.
     t.owned.get()->owner_id = id_;
     before_publish(t.owned.get());

@@ -2,15 +2,17 @@
 // at spawn and, with tracking on, the statistics runtime::dump() reports (poll count, busy
 // time, last poll, longest poll, what the task waits on).
 //
-// A cell points to its task_extra from task_identity::extra; the pointer is null for a task
-// with neither a name nor tracking, which then pays one null pointer in its cell and a test
-// of it per poll (the identity shares a line with the id the poll reads anyway).
+// A task_extra lives in its task's own cell, after the trailer (cell_layout::extra_offset):
+// a spawn that wants one asks the cell allocator for the larger block, so a tracked spawn
+// still draws one block from the per-thread cache. task_identity::extra points to it, and is
+// null for a task with neither a name nor tracking, which then pays one null pointer in its
+// cell and a test of it per poll (the identity shares a line with the id the poll reads
+// anyway). A non-null `extra` is also what tells the cell's destroy the block's size.
 //
 // SWARM_TASK_TRACKING=0 compiles the statistics out: no clock read, no stats member.
 #pragma once
 
 #include <swarm/detail/config.hpp>
-#include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/id.hpp>
 
 #include <atomic>
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #if defined(__x86_64__)
@@ -72,7 +75,7 @@ struct task_stats {
   std::atomic<std::uint64_t> longest_poll_stamps{0};
   std::atomic<std::uint64_t> last_poll_stamps{0};
   std::atomic<std::uint64_t> poll_started{0};    // 0: not inside a poll
-  std::atomic<std::uint64_t> last_poll_ended{0}; // the spawn time before the first poll
+  std::atomic<std::uint64_t> last_poll_ended{0}; // 0: never polled (no stamp is taken at spawn)
   std::atomic<std::uint64_t> wait_target{0};
   std::atomic<wait_kind> waiting_on{wait_kind::unknown};
 
@@ -97,16 +100,17 @@ struct task_stats {
   }
 };
 
-// Allocated only for a task spawned with a name or on a runtime that tracks tasks; freed
-// with the cell. The name is immutable after spawn.
+// Built in the cell only for a task spawned with a name or on a runtime that tracks tasks;
+// destroyed with the cell. Immutable after spawn except for the stats. The stats come first:
+// they are what each poll of a tracked task touches.
 struct task_extra {
-  task_extra(std::string n, bool t) noexcept : name(std::move(n)), tracked(t) {}
+  task_extra(std::string_view n, bool t) : tracked(t), name(n) {}
 
-  std::string name;
-  bool tracked = false; // the stats are kept
 #if SWARM_TASK_TRACKING
   task_stats stats;
 #endif
+  bool tracked = false; // the stats are kept
+  std::string name;
 
   task_stats* tracked_stats() noexcept {
 #if SWARM_TASK_TRACKING
@@ -117,38 +121,31 @@ struct task_extra {
   }
 };
 
-// From the cell allocator's per-thread cache, as cells are (at the cache's alignment, or
-// it would bypass the cache): with tracking on, every spawn makes one.
-inline task_extra* new_task_extra(std::string name, bool tracked) {
-  static_assert(alignof(task_extra) <= cell_block_alignment);
-  void* p = allocate_cell(sizeof(task_extra), cell_block_alignment); // the cache's alignment
-  auto* x = ::new (p) task_extra(std::move(name), tracked);
-#if SWARM_TASK_TRACKING
-  if (tracked)
-    x->stats.last_poll_ended.store(stamp_now(), std::memory_order_relaxed);
-#endif
-  return x;
-}
-inline void delete_task_extra(task_extra* x) noexcept {
-  if (x) {
-    x->~task_extra();
-    deallocate_cell(x, sizeof(task_extra), cell_block_alignment);
-  }
-}
+// What a spawn asks for beyond the task itself; the spawn passes none (null) when the task
+// has no name and the runtime does not track, and the cell then has no task_extra. The name
+// is copied into the cell, so it only needs to outlive the spawn call.
+struct task_extra_request {
+  std::string_view name;
+  bool tracked = false;
+
+  bool wanted() const noexcept { return tracked || !name.empty(); }
+};
 
 // The stats of the task this thread polls now, if it is tracked (null otherwise): where a
 // join handle or a join_set records what the task waits on.
 SWARM_DECL task_stats*& current_task_stats() noexcept;
 
 // Brackets one poll of a tracked task (stats may be null: then it does nothing and reads
-// no clock). Installs the stats as current_task_stats for the poll.
+// no clock). Installs the stats as current_task_stats for the poll. A poll runs on one
+// thread from start to end, so the thread's slot is looked up once (an out-of-line call).
 class poll_tracking_scope {
 public:
   explicit poll_tracking_scope(task_stats* s) noexcept : stats_(s) {
 #if SWARM_TASK_TRACKING
     if (stats_) {
-      prev_ = current_task_stats();
-      current_task_stats() = stats_;
+      slot_ = &current_task_stats();
+      prev_ = *slot_;
+      *slot_ = stats_;
       stats_->begin_poll(stamp_now());
     }
 #endif
@@ -157,7 +154,7 @@ public:
 #if SWARM_TASK_TRACKING
     if (stats_) {
       stats_->end_poll(stamp_now());
-      current_task_stats() = prev_;
+      *slot_ = prev_;
     }
 #endif
   }
@@ -167,6 +164,7 @@ public:
 private:
   task_stats* stats_;
   task_stats* prev_ = nullptr;
+  task_stats** slot_ = nullptr;
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
