@@ -91,6 +91,19 @@ std::size_t longest_gap(chain_state& s, std::size_t from) {
   return longest;
 }
 
+// One worker with a counted driver, and the state of a chain on it whose links each
+// compute `times` the driver target (polls that make the driver due that often).
+struct long_link_chain {
+  explicit long_link_chain(double times) {
+    s->drv = &drv;
+    s->compute = std::chrono::microseconds(
+        static_cast<long>(times * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0));
+  }
+  counting_driver drv;
+  mt1 rt{{}, &drv};
+  std::shared_ptr<chain_state> s = std::make_shared<chain_state>();
+};
+
 template <class Rt>
 void stop_chain(Rt& rt, chain_state& s) {
   s.stop.store(true, std::memory_order_release);
@@ -248,12 +261,9 @@ BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
 
 // Links longer than the driver target: the driver between every two polls.
 BOOST_AUTO_TEST_CASE(polls_longer_than_the_target_bring_the_driver_interval_down_to_every_poll) {
-  counting_driver drv;
-  mt1 rt({}, &drv);
-  auto s = std::make_shared<chain_state>();
-  s->drv = &drv;
-  s->compute = std::chrono::microseconds(
-      static_cast<long>(1.5 * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0));
+  long_link_chain c(1.5);
+  mt1& rt = c.rt;
+  std::shared_ptr<chain_state> s = c.s;
   rt.spawn(chain_link<mt1>{&rt, s, {}});
   BOOST_REQUIRE(eventually([&] { return s->links.load() > 320; }, 8 * wait_bound));
   stop_chain(rt, *s);
@@ -267,12 +277,9 @@ BOOST_AUTO_TEST_CASE(polls_longer_than_the_target_bring_the_driver_interval_down
 // it out of the slot) must still run within max_lifo_polls_per_tick (3) + 1 links: LIFO
 // polls are counted across ticks. Counted per tick, the chain never left the slot.
 BOOST_AUTO_TEST_CASE(a_chain_kept_in_the_lifo_slot_across_ticks_lets_the_queue_run) {
-  counting_driver drv;
-  mt1 rt({}, &drv);
-  auto s = std::make_shared<chain_state>();
-  s->drv = &drv;
-  s->compute = std::chrono::microseconds(
-      static_cast<long>(1.5 * swarm::detail::poll_timing::fair_driver_latency_ns / 1000.0));
+  long_link_chain c(1.5);
+  mt1& rt = c.rt;
+  std::shared_ptr<chain_state> s = c.s;
   constexpr std::size_t queue_at = 300; // the driver interval is tuned to every poll by then
   auto probe_saw = std::make_shared<std::atomic<std::size_t>>(0);
   raw_join_handle<unit> probe;
