@@ -3,6 +3,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <optional>
 
@@ -34,18 +35,21 @@ io_driver::io_driver(boost::asio::execution_context& ctx, int concurrency_hint) 
   scheduler_ = &s;
 }
 
-void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) { park_counted(timeout, no_limit); }
+void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) { park_counted(timeout, no_limit, false); }
 
-std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit) {
+std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit,
+                                    bool run_here) {
   asio_shim::scheduler& s = sched(scheduler_);
   boost::system::error_code ec;
-  // Handlers whose executor is this runtime's are queued as jobs while we are in here
-  // (runtime::executor_type::execute): Asio counts them as run, we do not; they count when
-  // their job runs.
+  // Unless they run here, handlers whose executor is this runtime's are queued as jobs while
+  // we are in here (runtime::executor_type::execute): Asio counts them as run, we do not;
+  // they count when their job runs.
+  if (run_here)
+    limit = std::min(limit, max_inline_handlers);
   struct driver_scope {
-    driver_scope() noexcept { io_driver_here = {true, 0}; }
+    explicit driver_scope(bool queue) noexcept { io_driver_here = {queue, !queue, 0}; }
     ~driver_scope() { io_driver_here = {}; }
-  } scope;
+  } scope(!run_here);
   // Runs what is ready without blocking, at most `max` handlers (poll_one runs one; with
   // no limit, poll runs them all under fewer lock round trips).
   auto poll_up_to = [&](std::size_t max) -> std::size_t {

@@ -8,7 +8,8 @@
 
 namespace swarm::detail {
 
-std::size_t parker::park(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit) {
+std::size_t parker::park(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit,
+                         bool run_here) {
   // A wake-up already pending: consume it. Acquire pairs with the release in unpark, so
   // whatever the waker did before unparking is visible now.
   int expected = notified;
@@ -19,7 +20,7 @@ std::size_t parker::park(std::optional<std::chrono::steady_clock::time_point> de
       shared_driver& d;
       ~unlock_driver() { d.unlock(); }
     } guard{driver_}; // a driver may throw (an Asio handler run inside it)
-    return park_driver(deadline, limit);
+    return park_driver(deadline, limit, run_here);
   }
   park_condvar(deadline);
   return 0;
@@ -52,7 +53,7 @@ void parker::park_condvar(std::optional<std::chrono::steady_clock::time_point> d
 }
 
 std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_point> deadline,
-                                std::size_t limit) {
+                                std::size_t limit, bool run_here) {
   int expected = empty;
   if (!state_.compare_exchange_strong(expected, parked_driver, std::memory_order_acquire)) {
     SWARM_ASSERT(expected == notified);
@@ -69,17 +70,17 @@ std::size_t parker::park_driver(std::optional<std::chrono::steady_clock::time_po
   if (deadline)
     timeout = std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                         *deadline - std::chrono::steady_clock::now()));
-  return driver_.drv->park_counted(timeout, limit);
+  return driver_.drv->park_counted(timeout, limit, run_here);
 }
 
-std::size_t parker::park_timeout_zero(std::size_t limit) {
+std::size_t parker::park_timeout_zero(std::size_t limit, bool run_here) {
   if (!driver_.try_lock())
     return 0;
   struct unlock_driver {
     shared_driver& d;
     ~unlock_driver() { d.unlock(); }
   } guard{driver_};
-  return driver_.drv->park_counted(std::chrono::nanoseconds(0), limit);
+  return driver_.drv->park_counted(std::chrono::nanoseconds(0), limit, run_here);
 }
 
 void parker::unpark() {

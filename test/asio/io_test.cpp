@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include <swarm/asio/boost_shim.hpp>
+#include <swarm/spawn.hpp>
 
 #include <boost/asio/basic_datagram_socket.hpp>
 #include <boost/asio/basic_signal_set.hpp>
@@ -509,6 +510,63 @@ BOOST_AUTO_TEST_CASE(io_completions_spread_over_the_workers) {
   f.check();
   BOOST_TEST(echoed == clients * round_trips);
   BOOST_TEST(most.load() >= 2);
+}
+
+// Where the driver runs the handlers of the completions it finds depends on the other
+// workers (multi_thread::handle::idle_worker_would_take_io): with the other worker parked
+// they are queued as jobs for it to take, each counted as a poll; with the other worker
+// busy in a task they run in the driver poll, as on io_context, and no poll is counted.
+BOOST_AUTO_TEST_CASE(completion_handlers_run_in_the_driver_while_the_other_worker_is_busy) {
+  swarm::runtime_options o;
+  o.worker_threads = 2;
+  swarm::runtime rt(o);
+  rt.start();
+  using steady_timer = timer_on<std::chrono::steady_clock, runtime::executor_type>;
+  const auto polls = [&] {
+    std::uint64_t n = 0;
+    for (const auto& w : rt.dump().workers)
+      n += w.poll_count;
+    return n;
+  };
+  const auto parked = [&] {
+    int n = 0;
+    for (const auto& w : rt.dump().workers)
+      n += w.state == swarm::worker_run_state::parked;
+    return n;
+  };
+  // Timers expiring together: the driver finds their completions in one poll or a few.
+  const auto fire_timers = [&] {
+    constexpr int count = 8;
+    std::atomic<int> ran{0};
+    std::vector<std::unique_ptr<steady_timer>> timers;
+    const auto at = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+    for (int i = 0; i < count; ++i) {
+      timers.push_back(std::make_unique<steady_timer>(rt.get_executor(), at));
+      timers.back()->async_wait([&](error_code ec) { ran += !ec; });
+    }
+    BOOST_TEST(eventually([&] { return ran == count; }));
+    return count;
+  };
+
+  // Both workers idle: the handlers are queued, each a job, each a poll.
+  BOOST_TEST(eventually([&] { return parked() == 2; }));
+  std::uint64_t before = polls();
+  const int count = fire_timers();
+  BOOST_TEST(polls() - before >= std::uint64_t(count));
+
+  // One worker busy in a task: the other runs the handlers in its driver poll.
+  std::atomic<bool> spinning{false}, release{false};
+  swarm::join_handle<void> spinner = swarm::spawn(rt.get_executor(), [&] {
+    spinning = true;
+    while (!release)
+      std::this_thread::yield();
+  });
+  BOOST_TEST(eventually([&] { return spinning.load() && parked() == 1; }));
+  before = polls();
+  fire_timers();
+  BOOST_TEST(polls() - before == 0u);
+  release = true;
+  BOOST_TEST(eventually([&] { return spinner.is_finished(); }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -10,12 +10,14 @@
 
 namespace swarm::detail {
 
-// Per thread: whether it is inside the I/O driver (running Asio's scheduler), and how many
-// completions it queued as jobs there. Handlers completing in the driver are queued rather
-// than run inline, so that a batch of I/O completions spreads over the workers instead of
-// running one by one on the driver's thread (doc/design.md, "Asio binding").
+// Per thread: whether it is inside the I/O driver (running Asio's scheduler) with the
+// handlers of the runtime's executor queued as jobs, and how many it queued there. The
+// scheduler picks, per driver poll, between that (so that a batch of completions spreads
+// over idle workers) and running them inline, as io_context's thread does (doc/design.md,
+// "Asio binding", I/O completions).
 struct io_driver_thread_state {
-  bool inside = false;
+  bool inside = false;         // in a driver poll that queues the runtime's handlers
+  bool inside_inline = false;  // in a driver poll that runs them here, until it starts queueing
   std::size_t queued = 0;
 };
 inline thread_local io_driver_thread_state io_driver_here;
@@ -26,8 +28,13 @@ public:
   SWARM_DECL io_driver(boost::asio::execution_context& ctx, int concurrency_hint);
 
   SWARM_DECL void park(std::optional<std::chrono::nanoseconds> timeout) override;
-  SWARM_DECL std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout,
-                                      std::size_t limit) override;
+  SWARM_DECL std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit,
+                                      bool run_here) override;
+
+  // Handlers one poll runs inline at most (run_here). A poll goes on while the reactor
+  // finds more, and inline handlers start operations that complete within it, so without a
+  // cap one poll could serve the whole load while the worker's own queue waits.
+  static constexpr std::size_t max_inline_handlers = 32;
   // Installs the thread's Asio handler-memory cache, unless it has one.
   SWARM_DECL void* enter_worker() override;
   SWARM_DECL void leave_worker(void* token) noexcept override;

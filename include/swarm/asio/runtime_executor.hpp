@@ -140,9 +140,12 @@ public:
   template <class F>
   void execute(F&& f) const {
     if ((bits_ & runtime_executor_bits::blocking_never) == 0 && core_->running_in_this_thread()) {
-      if (detail::io_driver_here.inside) {
-        // An I/O completion: queued, so that other workers can take it (see io_driver).
-        ++detail::io_driver_here.queued;
+      detail::io_driver_thread_state& d = detail::io_driver_here;
+      if (d.inside_inline && core_->scheduler().idle_worker_would_take_io())
+        d = {true, false, d.queued}; // the rest of this poll queues
+      if (d.inside) {
+        // An I/O completion for another worker to take (see io_driver).
+        ++d.queued;
         core_->post_job(std::forward<F>(f), false);
         return;
       }

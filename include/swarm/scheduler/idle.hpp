@@ -87,6 +87,11 @@ public:
     return false;
   }
 
+  // Parked workers. Relaxed: a hint for where work should run, never a decision that must
+  // not miss a sleeper (those go through the read-modify-writes above).
+  std::size_t num_parked_hint() const noexcept {
+    return num_workers_ - unparked(state_.load(std::memory_order_relaxed));
+  }
   std::size_t num_searching() const noexcept { return searching(state_.load(std::memory_order_seq_cst)); }
   std::size_t num_unparked() const noexcept { return unparked(state_.load(std::memory_order_seq_cst)); }
 

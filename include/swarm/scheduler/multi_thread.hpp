@@ -159,6 +159,20 @@ public:
   // polls the driver on every such pass). Off a worker it wakes at once.
   SWARM_DECL void defer(const waker& w);
 
+  // Where the handlers of I/O completions that this thread's driver poll finds should run:
+  // queued as jobs (true), or inline in the poll, as io_context's thread runs the handler of
+  // the operation it completed. Queued when another worker is parked (it is notified after
+  // the poll) or searching: it takes them sooner than this thread would reach them, and a
+  // batch of completions spreads. With every other worker busy nobody would take them
+  // sooner (a busy worker does not steal), and a job costs a queue round trip, an
+  // allocation, and Asio's per-socket lock handed between threads (the coroutine would
+  // start its next operation on another worker than the one that performed the last).
+  // Always queued with one worker, so that its jobs keep the order they were queued in. A
+  // hint (the counts move under it), asked when a poll starts and, during an inline poll,
+  // per completion: a poll that starts queueing goes on queueing, since a completion queued
+  // behind inline ones would wait for the poll to end.
+  SWARM_DECL bool idle_worker_would_take_io() const noexcept;
+
   // Metrics.
   std::size_t num_workers() const noexcept { return remotes_.size(); }
   std::size_t num_alive_tasks() const noexcept { return owned_.num_alive_tasks(); }

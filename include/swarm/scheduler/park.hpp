@@ -37,11 +37,12 @@ public:
   parker& operator=(const parker&) = delete;
 
   // Sleeps until unpark() or the deadline; returns at once if an unpark is pending. May
-  // return spuriously. Returns the number of handlers the driver ran (at most `limit`).
+  // return spuriously. Returns the number of handlers the driver ran (at most `limit`;
+  // `run_here`: see driver::park_counted).
   SWARM_DECL std::size_t park(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
-                              std::size_t limit = driver::no_limit);
+                              std::size_t limit = driver::no_limit, bool run_here = false);
   // Polls the driver without sleeping, if it is free; returns as park().
-  SWARM_DECL std::size_t park_timeout_zero(std::size_t limit = driver::no_limit);
+  SWARM_DECL std::size_t park_timeout_zero(std::size_t limit = driver::no_limit, bool run_here = false);
   // Wakes the parked thread, or makes its next park return at once. Thread-safe.
   SWARM_DECL void unpark();
   // Wakes the thread for good (the scheduler is shutting down). The driver is shut down
@@ -52,7 +53,8 @@ private:
   enum : int { empty, parked_condvar, parked_driver, notified };
 
   void park_condvar(std::optional<std::chrono::steady_clock::time_point> deadline);
-  std::size_t park_driver(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit);
+  std::size_t park_driver(std::optional<std::chrono::steady_clock::time_point> deadline, std::size_t limit,
+                          bool run_here);
 
   std::atomic<int> state_{empty};
   std::mutex mutex_;
