@@ -35,7 +35,9 @@ io_driver::io_driver(boost::asio::execution_context& ctx, int concurrency_hint) 
   scheduler_ = &s;
 }
 
-void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) { park_counted(timeout, no_limit, false); }
+void io_driver::park(std::optional<std::chrono::nanoseconds> timeout) {
+  park_counted(timeout, no_limit, false);
+}
 
 std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t limit,
                                     bool run_here) {

@@ -556,6 +556,10 @@ BOOST_AUTO_TEST_CASE(completion_handlers_run_in_the_driver_while_the_other_worke
 
   // One worker busy in a task: the other runs the handlers in its driver poll.
   std::atomic<bool> spinning{false}, release{false};
+  struct release_on_exit {
+    std::atomic<bool>& r;
+    ~release_on_exit() { r = true; } // a failed check must not leave the runtime blocked
+  } guard{release};
   swarm::join_handle<void> spinner = swarm::spawn(rt.get_executor(), [&] {
     spinning = true;
     while (!release)
