@@ -215,8 +215,11 @@ BOOST_AUTO_TEST_CASE(busy_time_and_long_poll_warning, *needs_stats()) {
   });
   auto t = wait_for_task(s.rt, h.id(), [](const swarm::task_snapshot& t) { return t.poll_count >= 1; });
   BOOST_REQUIRE(t);
-  BOOST_TEST(t->busy >= std::chrono::milliseconds(20));
-  BOOST_TEST(t->longest_poll >= std::chrono::milliseconds(20));
+  // Busy time is kept in TSC stamps and converted with a calibrated ratio (tracking.hpp,
+  // stamp_clock), so 20 ms of the steady clock may read a fraction of a per cent short
+  // (19.9993 ms seen in CI).
+  BOOST_TEST(t->busy >= std::chrono::milliseconds(19));
+  BOOST_TEST(t->longest_poll >= std::chrono::milliseconds(19));
   BOOST_TEST((t->warnings & swarm::warn_long_poll) != 0u);
   BOOST_TEST((t->warnings & swarm::warn_lost_waker) == 0u);
 
