@@ -49,9 +49,12 @@ std::size_t io_driver::park_counted(std::optional<std::chrono::nanoseconds> time
   if (run_here)
     limit = std::min(limit, max_inline_handlers);
   struct driver_scope {
-    explicit driver_scope(bool queue) noexcept { io_driver_here = {queue, !queue, 0}; }
+    explicit driver_scope(bool inline_handlers) noexcept {
+      using mode = io_driver_thread_state::mode;
+      io_driver_here = {inline_handlers ? mode::run_inline : mode::queue, 0};
+    }
     ~driver_scope() { io_driver_here = {}; }
-  } scope(!run_here);
+  } scope(run_here);
   // Runs what is ready without blocking, at most `max` handlers (poll_one runs one; with
   // no limit, poll runs them all under fewer lock round trips).
   auto poll_up_to = [&](std::size_t max) -> std::size_t {

@@ -389,11 +389,6 @@ struct worker_loop {
 
   enum class driver_poll { block, zero, none };
 
-  // Whether the driver poll about to start runs the handlers of the completions it finds
-  // here, as io_context's thread does, rather than queue them as jobs (see
-  // handle::idle_worker_would_take_io).
-  bool run_completions_here(driver_poll) const noexcept { return !h.idle_worker_would_take_io(); }
-
   // Polls the driver (blocking, or not), then wakes the deferred tasks, with the core in
   // the context: what the driver and the wakes schedule goes to this worker's queues, and
   // one notification of the other workers covers the batch. `none` only wakes them.
@@ -408,7 +403,8 @@ struct worker_loop {
       const std::size_t max = cx.limits->max_polls;
       const std::size_t limit =
           max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
-      const bool run_here = run_completions_here(poll);
+      // The completions' handlers run here unless another worker would take them sooner.
+      const bool run_here = !h.idle_worker_would_take_io();
       try {
         cx.polls += poll == driver_poll::zero ? p->park_timeout_zero(limit, run_here)
                                               : p->park(cx.limits->deadline, limit, run_here);
@@ -753,7 +749,7 @@ bool handle::idle_worker_would_take_io() const noexcept {
   const context* cx = current_context;
   const bool self_parked =
       cx && cx->h == this && cx->core_slot && cx->core_slot->run_state == worker_run_state::parked;
-  return idle_.num_parked_hint() > (self_parked ? 1u : 0u) || idle_.num_searching() != 0;
+  return idle_.others_idle_hint(self_parked);
 }
 
 std::size_t handle::drive(const run_limits& limits) {

@@ -16,8 +16,12 @@ namespace swarm::detail {
 // over idle workers) and running them inline, as io_context's thread does (doc/design.md,
 // "Asio binding", I/O completions).
 struct io_driver_thread_state {
-  bool inside = false;        // in a driver poll that queues the runtime's handlers
-  bool inside_inline = false; // in a driver poll that runs them here, until it starts queueing
+  enum class mode : unsigned char {
+    outside,    // not in a driver poll
+    queue,      // in a driver poll that queues the runtime's handlers
+    run_inline, // in a driver poll that runs them here, until it starts queueing
+  };
+  mode in = mode::outside;
   std::size_t queued = 0;
 };
 inline thread_local io_driver_thread_state io_driver_here;

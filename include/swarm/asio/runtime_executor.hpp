@@ -140,10 +140,11 @@ public:
   template <class F>
   void execute(F&& f) const {
     if ((bits_ & runtime_executor_bits::blocking_never) == 0 && core_->running_in_this_thread()) {
+      using mode = detail::io_driver_thread_state::mode;
       detail::io_driver_thread_state& d = detail::io_driver_here;
-      if (d.inside_inline && core_->scheduler().idle_worker_would_take_io())
-        d = {true, false, d.queued}; // the rest of this poll queues
-      if (d.inside) {
+      if (d.in == mode::run_inline && core_->scheduler().idle_worker_would_take_io())
+        d.in = mode::queue; // the rest of this poll queues
+      if (d.in == mode::queue) {
         // An I/O completion for another worker to take (see io_driver).
         ++d.queued;
         core_->post_job(std::forward<F>(f), false);
@@ -167,7 +168,8 @@ public:
   void on_work_finished() const noexcept { core_->work_finished(); }
   template <class F, class A>
   void dispatch(F&& f, const A&) const {
-    if (!detail::io_driver_here.inside && core_->running_in_this_thread()) {
+    if (detail::io_driver_here.in != detail::io_driver_thread_state::mode::queue &&
+        core_->running_in_this_thread()) {
       std::decay_t<F> tmp(std::forward<F>(f));
       std::move(tmp)();
       return;

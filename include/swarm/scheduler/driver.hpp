@@ -24,7 +24,7 @@ public:
   // thread, a bounded number of them per call; otherwise they are scheduled as jobs, for
   // any worker to take. A driver that runs no handlers keeps this default.
   virtual std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t /*limit*/,
-                                   bool /*run_here*/ = false) {
+                                   bool /*run_here*/) {
     park(timeout);
     return 0;
   }

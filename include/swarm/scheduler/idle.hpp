@@ -87,10 +87,13 @@ public:
     return false;
   }
 
-  // Parked workers. Relaxed: a hint for where work should run, never a decision that must
-  // not miss a sleeper (those go through the read-modify-writes above).
-  std::size_t num_parked_hint() const noexcept {
-    return num_workers_ - unparked(state_.load(std::memory_order_relaxed));
+  // Whether a worker other than the caller is parked or searching (`caller_parked`: the
+  // caller counts among the parked). One relaxed load: a hint for where work should run,
+  // never a decision that must not miss a sleeper (those go through the read-modify-writes
+  // above).
+  bool others_idle_hint(bool caller_parked) const noexcept {
+    const std::size_t s = state_.load(std::memory_order_relaxed);
+    return num_workers_ - unparked(s) > (caller_parked ? 1u : 0u) || searching(s) != 0;
   }
   std::size_t num_searching() const noexcept { return searching(state_.load(std::memory_order_seq_cst)); }
   std::size_t num_unparked() const noexcept { return unparked(state_.load(std::memory_order_seq_cst)); }
