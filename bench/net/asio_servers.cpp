@@ -4,14 +4,15 @@
 // boost::asio::io_context run the same program (see serve()).
 //
 //   net_server --runtime swarm|swarm-current-thread|io_context --proto http|http-raw|echo
-//              [--threads N] [--per-thread] [--max-seconds S]
+//              [--threads N] [--per-thread] [--max-seconds S] [--metrics]
 //
 // Binds 127.0.0.1 on an ephemeral port, prints `port <P>` on stdout, and serves with N
 // threads calling run() until SIGINT/SIGTERM or S seconds have passed (default 600). One
 // context run by the N threads, or with --per-thread one context per thread (concurrency
 // hint 1; swarm-current-thread: a current-thread runtime each), each accepting on its own
 // socket bound to the same port with SO_REUSEPORT, the kernel spreading the connections: the
-// common layout of Asio servers.
+// common layout of Asio servers. --metrics: on exit, swarm's scheduler counters per worker on
+// stderr (polls, steals, parks...): where the jobs ran, for finding where time goes.
 //
 // The protocols:
 // * http: what an Asio user writes with Beast: http::async_read into a request_parser (8 KiB
@@ -58,6 +59,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -219,7 +221,33 @@ struct settings {
   int threads = 1;
   bool per_thread = false;
   int max_seconds = 600;
+  bool metrics = false;
 };
+
+// Each runtime's scheduler counters (swarm only; io_context has none).
+template <class Context>
+void print_metrics(const std::vector<std::unique_ptr<Context>>& contexts) {
+  if constexpr (std::is_same_v<Context, swarm::runtime>) {
+    for (std::size_t i = 0; i < contexts.size(); ++i) {
+      const swarm::runtime_metrics m = contexts[i]->metrics();
+      std::fprintf(stderr, "runtime %zu: remote_schedule_count %llu\n", i,
+                   static_cast<unsigned long long>(m.remote_schedule_count));
+      for (std::size_t w = 0; w < m.workers.size(); ++w) {
+        const swarm::worker_metrics_snapshot& x = m.workers[w];
+        std::fprintf(stderr,
+                     "  worker %zu: polls %llu local_schedules %llu steals %llu (in %llu operations) "
+                     "overflows %llu parks %llu noop_parks %llu\n",
+                     w, static_cast<unsigned long long>(x.poll_count),
+                     static_cast<unsigned long long>(x.local_schedule_count),
+                     static_cast<unsigned long long>(x.steal_count),
+                     static_cast<unsigned long long>(x.steal_operations),
+                     static_cast<unsigned long long>(x.overflow_count),
+                     static_cast<unsigned long long>(x.park_count),
+                     static_cast<unsigned long long>(x.noop_count));
+      }
+    }
+  }
+}
 
 // The whole server. Context is swarm::runtime or boost::asio::io_context and `make(hint)`
 // builds one; nothing else differs.
@@ -268,12 +296,14 @@ int serve(const settings& s, Make make) {
   contexts[0]->run();
   for (auto& t : extra)
     t.join();
+  if (s.metrics)
+    print_metrics(contexts);
   return 0; // ~Context destroys the sessions still suspended
 }
 
 [[noreturn]] void usage() {
   std::fputs("usage: net_server --runtime swarm|swarm-current-thread|io_context --proto http|http-raw|echo\n"
-             "                  [--threads N] [--per-thread] [--max-seconds S]\n",
+             "                  [--threads N] [--per-thread] [--max-seconds S] [--metrics]\n",
              stderr);
   std::exit(2);
 }
@@ -296,6 +326,10 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--per-thread") {
       s.per_thread = true;
+      continue;
+    }
+    if (arg == "--metrics") {
+      s.metrics = true;
       continue;
     }
     if (i + 1 >= argc)
