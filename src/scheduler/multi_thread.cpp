@@ -401,10 +401,12 @@ struct worker_loop {
     if (poll != driver_poll::none) {
       // Handlers the driver runs count as polls of this drive (run_one runs one of them).
       const std::size_t max = cx.limits->max_polls;
-      const std::size_t limit =
+      std::size_t limit =
           max == driver::no_limit ? driver::no_limit : max - std::min(max - 1, cx.polls); // >= 1
       // The completions' handlers run here unless another worker would take them sooner.
       const bool run_here = !h.idle_worker_would_take_io();
+      if (!run_here && h.remotes_.size() > 1)
+        limit = std::min(limit, handle::max_completions_queued_per_poll);
       try {
         cx.polls += poll == driver_poll::zero ? p->park_timeout_zero(limit, run_here)
                                               : p->park(cx.limits->deadline, limit, run_here);

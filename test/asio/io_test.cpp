@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include <swarm/asio/boost_shim.hpp>
+#include <swarm/scheduler/multi_thread.hpp>
 #include <swarm/spawn.hpp>
 
 #include <boost/asio/basic_datagram_socket.hpp>
@@ -27,6 +28,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -571,6 +573,40 @@ BOOST_AUTO_TEST_CASE(completion_handlers_run_in_the_driver_while_the_other_worke
   BOOST_TEST(polls() - before == 0u);
   release = true;
   BOOST_TEST(eventually([&] { return spinner.is_finished(); }));
+}
+
+// A driver poll that queues completions for idle workers hands out a few at a time
+// (multi_thread::handle::max_completions_queued_per_poll), then the polling worker runs
+// them. Driven by this thread alone through poll() (the other worker slot is idle, so the
+// completions are queued, and nobody steals): each handler sees the rest of its batch in
+// the queue, never more.
+BOOST_AUTO_TEST_CASE(a_driver_poll_that_queues_hands_out_a_few_completions_at_a_time) {
+  constexpr std::size_t cap = swarm::detail::multi_thread::handle::max_completions_queued_per_poll;
+  constexpr std::size_t count = 3 * cap;
+  runtime rt{2};
+  using steady_timer = timer_on<std::chrono::steady_clock, runtime::executor_type>;
+  std::vector<std::unique_ptr<steady_timer>> timers;
+  std::vector<std::size_t> queued_behind; // per handler, the jobs queued after it
+  const auto expired = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < count; ++i) {
+    timers.push_back(std::make_unique<steady_timer>(rt.get_executor(), expired));
+    timers.back()->async_wait([&](error_code) {
+      std::size_t depth = 0;
+      for (const auto& w : rt.metrics().workers)
+        depth += w.local_queue_depth;
+      queued_behind.push_back(depth);
+    });
+  }
+  // A reactor pass finds every timer expired (or, if the timer's event is late, two passes
+  // find them: one of them then still has more than the cap).
+  for (int i = 0; i < 1000 && queued_behind.size() < count; ++i) {
+    rt.poll();
+    if (queued_behind.size() < count)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  BOOST_TEST_REQUIRE(queued_behind.size() == count);
+  // Queued, in batches of the cap: the first of a batch sees the other cap - 1.
+  BOOST_TEST(*std::max_element(queued_behind.begin(), queued_behind.end()) == cap - 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -18,11 +18,12 @@ public:
   // Blocks until unpark(), an event, or the timeout (empty: no limit). Events it handles
   // may schedule tasks on the calling thread. A zero timeout polls without sleeping.
   virtual void park(std::optional<std::chrono::nanoseconds> timeout) = 0;
-  // As park(), but runs at most `limit` (>= 1) handlers of its own (Asio completions) and
-  // returns how many it ran, so that run_one / poll_one count them (io_context's loop
-  // control). With `run_here`, the handlers of the completions it finds run on the calling
-  // thread, a bounded number of them per call; otherwise they are scheduled as jobs, for
-  // any worker to take. A driver that runs no handlers keeps this default.
+  // As park(), but takes at most `limit` (>= 1) of its completions (Asio operations, whether
+  // their handlers run here or are queued) and returns how many handlers it ran, so that
+  // run_one / poll_one count them (io_context's loop control). With `run_here`, the
+  // handlers of the completions it finds run on the calling thread, a bounded number of
+  // them per call; otherwise they are scheduled as jobs, for any worker to take. A driver
+  // that runs no handlers keeps this default.
   virtual std::size_t park_counted(std::optional<std::chrono::nanoseconds> timeout, std::size_t /*limit*/,
                                    bool /*run_here*/) {
     park(timeout);

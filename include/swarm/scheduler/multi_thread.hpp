@@ -173,6 +173,15 @@ public:
   // behind inline ones would wait for the poll to end.
   SWARM_DECL bool idle_worker_would_take_io() const noexcept;
 
+  // A driver poll that queues completions for idle workers hands out at most this many,
+  // then returns, and the polling worker runs its share. A driver keeps polling while it
+  // finds ready events (Asio's poll runs the reactor again after each pass), and with load
+  // enough there always are some: uncapped, the polling worker stayed in the driver while
+  // the others ran what it queued, every completion moving between threads (at 256
+  // connections each worker stole about as many jobs as it ran). With one worker there is
+  // nobody to hand them to, and the cap does not apply.
+  static constexpr std::size_t max_completions_queued_per_poll = 8;
+
   // Metrics.
   std::size_t num_workers() const noexcept { return remotes_.size(); }
   std::size_t num_alive_tasks() const noexcept { return owned_.num_alive_tasks(); }
