@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(a_chain_of_long_polls_takes_from_the_global_queue_every_few
 // on itself (one in its LIFO slot, which is not stealable, four in its queue); worker B
 // runs a chain of short links and never runs dry. B's maintenance passes (each a driver
 // poll; A makes none while blocked) see A's loop stand still and take half of A's queue
-// each time (2, 1, 1): the four run on B within 5 passes of being queued, while A is still
+// each time (2, 1, 1): the four run on B within a few passes of being queued, while A is still
 // blocked. Without the rule they wait for A.
 BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
   counting_driver drv;
@@ -255,7 +255,10 @@ BOOST_AUTO_TEST_CASE(a_busy_worker_takes_the_queue_of_a_stalled_sibling) {
   std::sort(sh->ran_at.begin(), sh->ran_at.end());
   const std::size_t at = sh->queued_at.load();
   const std::size_t last_rescued = sh->ran_at[queued - 2];
-  BOOST_TEST(last_rescued <= at + 5,
+  // Three passes take them (2, 1, 1); a stolen task runs after what B already had queued,
+  // and under ThreadSanitizer one ran 7 passes after being queued (CI simulation,
+  // 2026-12-05). Without the rule they wait for A, which the join above already fails.
+  BOOST_TEST(last_rescued <= at + 10,
              "queued by driver poll " << at << ", the last of them ran at driver poll " << last_rescued);
 }
 
