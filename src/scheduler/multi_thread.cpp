@@ -812,6 +812,7 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   } drv_scope(driver_.drv);
   context cx{this, index, nullptr, {}, &limits, 0, nullptr};
   context* prev = std::exchange(current_context, &cx);
+  const current_drive prev_drive = std::exchange(this_thread_drive, current_drive{this, index});
   detail::worker_stats* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
   std::exception_ptr* prev_sink = std::exchange(job_exception_sink(), &cx.error);
   worker_loop w{*this, cx};
@@ -820,6 +821,7 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   w.wake_deferred();
   job_exception_sink() = prev_sink;
   current_metrics = prev_metrics;
+  this_thread_drive = prev_drive;
   current_context = prev;
   if (c)
     return_core(c);
@@ -863,14 +865,6 @@ void handle::clear_stop() noexcept {
   // notification cannot fall between its check and its wait.
   std::lock_guard lock(shutdown_mutex_);
   resumed_.notify_all();
-}
-
-bool handle::is_current_worker() const noexcept { return current_context && current_context->h == this; }
-
-std::optional<std::size_t> handle::current_worker_index() const noexcept {
-  if (current_context && current_context->h == this)
-    return current_context->index;
-  return std::nullopt;
 }
 
 void handle::schedule_task(notified_task n, bool is_yield) {

@@ -38,6 +38,16 @@ namespace swarm::detail::multi_thread {
 class handle;
 struct core;
 
+// The scheduler whose worker the calling thread drives, and that worker's index, for the
+// length of the drive (run_core sets and restores it). Every Asio handler asks whether it
+// runs on a worker and counts its work in that worker's slot, so the answer is one
+// thread-local load, not a call.
+struct current_drive {
+  const handle* h = nullptr;
+  std::size_t index = 0;
+};
+inline thread_local current_drive this_thread_drive;
+
 // What each task of this scheduler stores as its scheduler value (task_scheduler): a
 // pointer to the scheduler, which outlives every task (shutdown cancels and releases them
 // all before the handle goes). Asio tasks store detail::task_sched instead, which schedules
@@ -200,9 +210,13 @@ public:
   SWARM_DECL void wake_parked_workers();
 
   // Whether the calling thread is one of this scheduler's workers.
-  SWARM_DECL bool is_current_worker() const noexcept;
+  bool is_current_worker() const noexcept { return this_thread_drive.h == this; }
   // The index of the worker the calling thread drives, if any.
-  SWARM_DECL std::optional<std::size_t> current_worker_index() const noexcept;
+  std::optional<std::size_t> current_worker_index() const noexcept {
+    if (this_thread_drive.h == this)
+      return this_thread_drive.index;
+    return std::nullopt;
+  }
 
 private:
   friend struct handle_ref;
