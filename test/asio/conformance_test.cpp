@@ -248,7 +248,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dispatch_from_another_runtimes_worker_queues, Ex, 
   runtime a{1}, b{1};
   const Ex to_b = executor_of<Ex>(b);
   std::atomic<bool> ran_inline{false}, ran{false}, inside{false};
+  std::atomic<bool> on_a{false}, on_b{true};
   asio::post(a.get_executor(), [&] {
+    on_a = a.get_executor().running_in_this_thread();
+    on_b = b.get_executor().running_in_this_thread();
     inside = true;
     asio::dispatch(to_b, [&] {
       ran = true;
@@ -257,10 +260,15 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dispatch_from_another_runtimes_worker_queues, Ex, 
     inside = false;
   });
   BOOST_TEST(run_bounded(a));
+  BOOST_TEST(on_a);
+  BOOST_TEST(!on_b);
+  // The drive is over: this thread is no worker of either runtime any more.
+  BOOST_TEST(!a.get_executor().running_in_this_thread());
   BOOST_TEST(!ran);
   BOOST_TEST(run_bounded(b));
   BOOST_TEST(ran);
   BOOST_TEST(!ran_inline);
+  BOOST_TEST(!b.get_executor().running_in_this_thread());
 }
 
 BOOST_AUTO_TEST_CASE(networking_ts_members_behave_as_io_contexts) {
