@@ -87,11 +87,10 @@ inline constexpr std::uint32_t stall_checks_per_maintenance = 4;
 
 namespace {
 
-// The thread's worker context: which scheduler and worker it drives, the core while a
-// task is polled or the worker parks, and the wakers deferred by yielding tasks.
-struct context {
-  handle* h = nullptr;
-  std::size_t index = 0;
+// The thread's worker context: which scheduler and worker it drives (the base, read inline
+// by the header), the core while a task is polled or the worker parks, and the wakers
+// deferred by yielding tasks. Every drive this_thread_drive points at is one of these.
+struct context : current_drive {
   core* core_slot = nullptr;
   std::vector<waker> defer;
   const run_limits* limits = nullptr;
@@ -99,7 +98,7 @@ struct context {
   std::exception_ptr error;       // thrown by a job or a driver handler: leave and rethrow
 };
 
-thread_local context* current_context = nullptr;
+context* current_context() noexcept { return static_cast<context*>(this_thread_drive); }
 thread_local worker_stats* current_metrics = nullptr;
 // Whether this thread is one of the threads launch() started (or one that took a worker
 // over from such a thread in block_in_place): it stays until shutdown.
@@ -748,14 +747,14 @@ bool handle::idle_worker_would_take_io() const noexcept {
   if (remotes_.size() == 1)
     return true;
   // Inside a blocking driver poll this worker counts as parked itself (park registered it).
-  const context* cx = current_context;
+  const context* cx = current_context();
   const bool self_parked =
       cx && cx->h == this && cx->core_slot && cx->core_slot->run_state == worker_run_state::parked;
   return idle_.others_idle_hint(self_parked);
 }
 
 std::size_t handle::drive(const run_limits& limits) {
-  if (current_context && current_context->h == this)
+  if (is_current_worker())
     throw std::logic_error("swarm: a runtime's run/poll was called from inside one of its own handlers");
   std::unique_lock lock(shutdown_mutex_);
   for (;;) {
@@ -810,19 +809,30 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
         d->leave_worker(token);
     }
   } drv_scope(driver_.drv);
-  context cx{this, index, nullptr, {}, &limits, 0, nullptr};
-  context* prev = std::exchange(current_context, &cx);
-  const current_drive prev_drive = std::exchange(this_thread_drive, current_drive{this, index});
-  detail::worker_stats* prev_metrics = std::exchange(current_metrics, &remotes_[index].metrics);
-  std::exception_ptr* prev_sink = std::exchange(job_exception_sink(), &cx.error);
-  worker_loop w{*this, cx};
-  c = w.run(c);
-  // Anything deferred is woken now, while this thread still counts as the worker.
-  w.wake_deferred();
-  job_exception_sink() = prev_sink;
-  current_metrics = prev_metrics;
-  this_thread_drive = prev_drive;
-  current_context = prev;
+  context cx{{this, index}, nullptr, {}, &limits, 0, nullptr};
+  {
+    // This thread's worker context for the drive; the previous one (a drive of another
+    // runtime's worker, from one of its handlers) is back when the drive ends, even by an
+    // exception.
+    struct drive_scope {
+      current_drive* prev_drive;
+      detail::worker_stats* prev_metrics;
+      std::exception_ptr* prev_sink;
+      drive_scope(context& cx, detail::worker_stats& metrics)
+          : prev_drive(std::exchange(this_thread_drive, &cx)),
+            prev_metrics(std::exchange(current_metrics, &metrics)),
+            prev_sink(std::exchange(job_exception_sink(), &cx.error)) {}
+      ~drive_scope() {
+        job_exception_sink() = prev_sink;
+        current_metrics = prev_metrics;
+        this_thread_drive = prev_drive;
+      }
+    } scope(cx, remotes_[index].metrics);
+    worker_loop w{*this, cx};
+    c = w.run(c);
+    // Anything deferred is woken now, while this thread still counts as the worker.
+    w.wake_deferred();
+  }
   if (c)
     return_core(c);
   if (cx.error)
@@ -868,7 +878,7 @@ void handle::clear_stop() noexcept {
 }
 
 void handle::schedule_task(notified_task n, bool is_yield) {
-  if (context* cx = current_context; cx && cx->h == this) {
+  if (context* cx = current_context(); cx && cx->h == this) {
     if (core* c = cx->core_slot) {
       worker_loop::schedule_local(*this, *cx, c, std::move(n), is_yield);
       return;
@@ -958,7 +968,7 @@ void handle::shutdown_core(core* c) {
 }
 
 void handle::shutdown(std::chrono::nanoseconds timeout) {
-  if (current_context && current_context->h == this)
+  if (is_current_worker())
     throw std::logic_error("swarm: a runtime cannot be shut down from one of its own worker threads");
   // One deadline for the threads blocked in place and the blocking pool; none for a
   // timeout too long to add to now.
@@ -1005,7 +1015,7 @@ void handle::shutdown(std::chrono::nanoseconds timeout) {
 }
 
 bool handle::begin_block_in_place() {
-  context* cx = current_context;
+  context* cx = current_context();
   if (!cx || cx->h != this)
     return false; // not on one of our workers: just run the function
   if (!cx->core_slot)
@@ -1039,7 +1049,7 @@ bool handle::begin_block_in_place() {
 }
 
 void handle::end_block_in_place() {
-  context* cx = current_context;
+  context* cx = current_context();
   // If the new thread has not taken the core yet, take it back; otherwise this thread
   // lost the worker and run_task will return when the current poll ends.
   if (core* c = remotes_[cx->index].core_slot.exchange(nullptr, std::memory_order_acq_rel)) {
@@ -1050,7 +1060,7 @@ void handle::end_block_in_place() {
 }
 
 void handle::defer(const waker& w) {
-  context* cx = current_context;
+  context* cx = current_context();
   if (!cx || cx->h != this || !cx->core_slot) {
     w.wake_by_ref();
     return;

@@ -38,15 +38,15 @@ namespace swarm::detail::multi_thread {
 class handle;
 struct core;
 
-// The scheduler whose worker the calling thread drives, and that worker's index, for the
-// length of the drive (run_core sets and restores it). Every Asio handler asks whether it
-// runs on a worker and counts its work in that worker's slot, so the answer is one
-// thread-local load, not a call.
+// The scheduler whose worker the calling thread drives, and that worker's index: the public
+// part of the worker's context (multi_thread.cpp), which run_core points this_thread_drive at
+// for the length of the drive and then restores. Every Asio handler asks whether it runs on a
+// worker and counts its work in that worker's slot, so the answer is read inline, not called.
 struct current_drive {
   const handle* h = nullptr;
   std::size_t index = 0;
 };
-inline thread_local current_drive this_thread_drive;
+inline thread_local current_drive* this_thread_drive = nullptr;
 
 // What each task of this scheduler stores as its scheduler value (task_scheduler): a
 // pointer to the scheduler, which outlives every task (shutdown cancels and releases them
@@ -210,11 +210,14 @@ public:
   SWARM_DECL void wake_parked_workers();
 
   // Whether the calling thread is one of this scheduler's workers.
-  bool is_current_worker() const noexcept { return this_thread_drive.h == this; }
+  bool is_current_worker() const noexcept {
+    const current_drive* d = this_thread_drive;
+    return d && d->h == this;
+  }
   // The index of the worker the calling thread drives, if any.
   std::optional<std::size_t> current_worker_index() const noexcept {
-    if (this_thread_drive.h == this)
-      return this_thread_drive.index;
+    if (const current_drive* d = this_thread_drive; d && d->h == this)
+      return d->index;
     return std::nullopt;
   }
 
