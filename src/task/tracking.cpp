@@ -5,11 +5,6 @@
 
 namespace swarm::detail {
 
-task_stats*& current_task_stats() noexcept {
-  thread_local task_stats* current = nullptr;
-  return current;
-}
-
 namespace {
 
 struct stamp_epoch {

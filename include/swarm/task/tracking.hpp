@@ -132,20 +132,19 @@ struct task_extra_request {
 };
 
 // The stats of the task this thread polls now, if it is tracked (null otherwise): where a
-// join handle or a join_set records what the task waits on.
-SWARM_DECL task_stats*& current_task_stats() noexcept;
+// join handle or a join_set records what the task waits on. Set for the length of a poll by
+// poll_tracking_scope; read inline, since every tracked poll sets it and every await reads it.
+inline thread_local task_stats* this_thread_task_stats = nullptr;
 
 // Brackets one poll of a tracked task (stats may be null: then it does nothing and reads
-// no clock). Installs the stats as current_task_stats for the poll. A poll runs on one
-// thread from start to end, so the thread's slot is looked up once (an out-of-line call).
+// no clock). Installs the stats as this_thread_task_stats for the poll, and puts back what
+// was there when the poll ends.
 class poll_tracking_scope {
 public:
   explicit poll_tracking_scope(task_stats* s) noexcept : stats_(s) {
 #if SWARM_TASK_TRACKING
     if (stats_) {
-      slot_ = &current_task_stats();
-      prev_ = *slot_;
-      *slot_ = stats_;
+      prev_ = std::exchange(this_thread_task_stats, stats_);
       stats_->begin_poll(stamp_now());
     }
 #endif
@@ -154,7 +153,7 @@ public:
 #if SWARM_TASK_TRACKING
     if (stats_) {
       stats_->end_poll(stamp_now());
-      *slot_ = prev_;
+      this_thread_task_stats = prev_;
     }
 #endif
   }
@@ -164,21 +163,20 @@ public:
 private:
   task_stats* stats_;
   task_stats* prev_ = nullptr;
-  task_stats** slot_ = nullptr;
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
 inline void note_current_wait([[maybe_unused]] wait_kind k,
                               [[maybe_unused]] std::uint64_t target = 0) noexcept {
 #if SWARM_TASK_TRACKING
-  if (task_stats* s = current_task_stats())
+  if (task_stats* s = this_thread_task_stats)
     s->set_wait(k, target);
 #endif
 }
 
 inline void note_current_wait_if_unknown([[maybe_unused]] wait_kind k) noexcept {
 #if SWARM_TASK_TRACKING
-  if (task_stats* s = current_task_stats();
+  if (task_stats* s = this_thread_task_stats;
       s && s->waiting_on.load(std::memory_order_relaxed) == wait_kind::unknown)
     s->set_wait(k, 0);
 #endif
