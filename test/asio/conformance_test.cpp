@@ -271,6 +271,29 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dispatch_from_another_runtimes_worker_queues, Ex, 
   BOOST_TEST(!b.get_executor().running_in_this_thread());
 }
 
+// A drive of one runtime inside a handler of another: while b runs, this thread is b's worker
+// and not a's; when b's run returns, it is a's worker again (the outer drive is restored, not
+// cleared).
+BOOST_AUTO_TEST_CASE(nested_drive_restores_the_outer_runtimes_worker) {
+  runtime a{1}, b{1};
+  std::atomic<bool> inner_on_a{true}, inner_on_b{false}, outer_on_a_after{false}, inner_ran{false};
+  asio::post(b.get_executor(), [&] {
+    inner_on_a = a.get_executor().running_in_this_thread();
+    inner_on_b = b.get_executor().running_in_this_thread();
+    inner_ran = true;
+  });
+  asio::post(a.get_executor(), [&] {
+    b.poll();
+    outer_on_a_after = a.get_executor().running_in_this_thread();
+  });
+  BOOST_TEST(run_bounded(a));
+  BOOST_TEST(inner_ran);
+  BOOST_TEST(!inner_on_a);
+  BOOST_TEST(inner_on_b);
+  BOOST_TEST(outer_on_a_after);
+  BOOST_TEST(!a.get_executor().running_in_this_thread());
+}
+
 BOOST_AUTO_TEST_CASE(networking_ts_members_behave_as_io_contexts) {
   runtime rt{1};
   const ex_t ex = rt.get_executor();
