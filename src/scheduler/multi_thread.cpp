@@ -1,5 +1,7 @@
 #include <swarm/scheduler/multi_thread.hpp>
 
+#include <swarm/task/cell_allocator.hpp>
+
 #include <algorithm>
 #include <functional>
 #include <span>
@@ -531,6 +533,8 @@ struct worker_loop {
         m.polls_at_last_park = m.batch.poll_count;
         m.submit();
         set_run_state(c, worker_run_state::parked);
+        // Cells a burst left in this thread's cache and nothing reused go back gradually.
+        detail::release_idle_cells();
         c = poll_driver_then_wake(c, driver_poll::block);
         ++m.batch.park_unpark_count;
         core_maintenance(c);
@@ -813,16 +817,19 @@ std::size_t handle::run_core(core* c, const run_limits& limits) {
   {
     // This thread's worker context for the drive; the previous one (a drive of another
     // runtime's worker, from one of its handlers) is back when the drive ends, even by an
-    // exception.
+    // exception. While it drives, the thread's cell cache holds bursts.
     struct drive_scope {
       current_drive* prev_drive;
       detail::worker_stats* prev_metrics;
       std::exception_ptr* prev_sink;
+      bool prev_hold;
       drive_scope(context& cx, detail::worker_stats& metrics)
           : prev_drive(std::exchange(this_thread_drive, &cx)),
             prev_metrics(std::exchange(current_metrics, &metrics)),
-            prev_sink(std::exchange(job_exception_sink(), &cx.error)) {}
+            prev_sink(std::exchange(job_exception_sink(), &cx.error)),
+            prev_hold(detail::hold_cell_bursts(true)) {}
       ~drive_scope() {
+        detail::hold_cell_bursts(prev_hold);
         job_exception_sink() = prev_sink;
         current_metrics = prev_metrics;
         this_thread_drive = prev_drive;

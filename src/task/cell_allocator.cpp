@@ -2,6 +2,8 @@
 
 #include <swarm/detail/assert.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <new>
 
@@ -60,23 +62,42 @@ struct free_cell {
   free_cell* next;
 };
 
+// A class's base bound, computed once (the hot path would otherwise divide).
+constexpr auto base_capacity = [] {
+  std::array<std::size_t, limits::classes> a{};
+  for (std::size_t c = 0; c < limits::classes; ++c)
+    a[c] = limits::capacity((c + 1) * limits::granule);
+  return a;
+}();
+
 // One thread's cache: a LIFO list per size class (the most recently freed cell is the
 // most likely to be in this core's cache). Touched only by its thread, so no atomics.
 struct thread_cache {
   free_cell* head[limits::classes] = {};
   std::size_t count[limits::classes] = {};
+  // The least `count` reached since the last release pass: that many cells stayed unused.
+  std::size_t low[limits::classes] = {};
+  unsigned bound_shift = 0; // limits::burst_shift while holding bursts
+  std::chrono::steady_clock::time_point last_release{};
 
   ~thread_cache();
+  // Gives the `n` most recently cached cells of class `c` back to the global allocator.
+  void release(std::size_t c, std::size_t n) noexcept {
+    const std::size_t size = (c + 1) * limits::granule;
+    for (; n > 0; --n) {
+      free_cell* f = head[c];
+      SWARM_UNPOISON(f, size);
+      head[c] = f->next;
+      --count[c];
+      global_deallocate(f, cell_block_alignment);
+    }
+  }
   void trim() noexcept {
     for (std::size_t c = 0; c < limits::classes; ++c) {
-      const std::size_t size = (c + 1) * limits::granule;
-      while (free_cell* f = head[c]) {
-        SWARM_UNPOISON(f, size);
-        head[c] = f->next;
-        global_deallocate(f, cell_block_alignment);
-      }
-      count[c] = 0;
+      release(c, count[c]);
+      low[c] = 0;
     }
+    last_release = {};
   }
 };
 
@@ -120,7 +141,8 @@ void* allocate_cell(std::size_t size, std::size_t alignment) {
     if (free_cell* f = tc->head[c]) {
       SWARM_UNPOISON(f, (c + 1) * limits::granule);
       tc->head[c] = f->next;
-      --tc->count[c];
+      if (--tc->count[c] < tc->low[c])
+        tc->low[c] = tc->count[c];
       return f;
     }
   }
@@ -135,7 +157,7 @@ void deallocate_cell(void* p, std::size_t size, std::size_t alignment) noexcept 
     return global_deallocate(p, alignment);
   const std::size_t block = (c + 1) * limits::granule;
   thread_cache* tc = this_thread_cache();
-  if (!tc || tc->count[c] >= limits::capacity(block))
+  if (!tc || tc->count[c] >= base_capacity[c] << tc->bound_shift)
     return global_deallocate(p, alignment);
   free_cell* f = ::new (p) free_cell{tc->head[c]};
   tc->head[c] = f;
@@ -146,6 +168,58 @@ void deallocate_cell(void* p, std::size_t size, std::size_t alignment) noexcept 
 void trim_cell_cache() noexcept {
   if (thread_cache* tc = this_thread_cache())
     tc->trim();
+}
+
+bool hold_cell_bursts(bool on) noexcept {
+  thread_cache* tc = this_thread_cache();
+  if (!tc)
+    return false;
+  const bool was = tc->bound_shift != 0;
+  tc->bound_shift = on ? limits::burst_shift : 0;
+  return was;
+}
+
+namespace {
+
+// Cold: when a worker is about to sleep. The low-water mark makes the pass give back only
+// cells no allocation needed for a whole period (a steady load that reuses its burst keeps
+// it), and halving spreads a large burst's return over several periods. The clock is read
+// only when the cache holds more than its base bound.
+template <class Clock>
+std::size_t release_idle(Clock now_fn) noexcept {
+  thread_cache* tc = this_thread_cache();
+  if (!tc)
+    return 0;
+  bool above_base = false;
+  for (std::size_t c = 0; c < limits::classes; ++c)
+    above_base |= tc->count[c] > base_capacity[c];
+  if (!above_base)
+    return 0;
+  const auto now = now_fn();
+  if (now - tc->last_release < limits::release_period)
+    return 0;
+  tc->last_release = now;
+  std::size_t released = 0;
+  for (std::size_t c = 0; c < limits::classes; ++c) {
+    const std::size_t idle = std::min(tc->low[c], tc->count[c]);
+    if (idle > base_capacity[c]) {
+      const std::size_t n = std::min((idle - base_capacity[c] + 1) / 2, limits::max_release);
+      tc->release(c, n);
+      released += n;
+    }
+    tc->low[c] = tc->count[c];
+  }
+  return released;
+}
+
+} // namespace
+
+std::size_t release_idle_cells() noexcept {
+  return release_idle([] { return std::chrono::steady_clock::now(); });
+}
+
+std::size_t release_idle_cells(std::chrono::steady_clock::time_point now) noexcept {
+  return release_idle([now] { return now; });
 }
 
 bool cell_cache_stats::enabled() noexcept { return SWARM_CELL_CACHE != 0; }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -288,6 +289,22 @@ BOOST_AUTO_TEST_CASE(coro_abort_and_join_allocate_nothing) {
   BOOST_TEST(about(a, 0), a);
 }
 
+// Each operation spawns ten tasks and keeps their handles; the joins come after the whole
+// burst. The worker's cell cache holds the burst (10 000 tasks in the larger batch, more
+// than the cache's base bound of each class), so the next burst allocates nothing.
+BOOST_AUTO_TEST_CASE(coro_burst_of_spawns_reuses_the_previous_bursts_cells) {
+  constexpr int per_op = 10;
+  const double a = allocations_per_op([](executor ex, int n) -> swarm::coro<void> {
+    std::vector<swarm::join_handle<void>> handles;
+    handles.reserve(static_cast<std::size_t>(n) * per_op);
+    for (int i = 0; i < n * per_op; ++i)
+      handles.push_back(swarm::spawn(ex, empty_coro()));
+    for (auto& jh : handles)
+      co_await std::move(jh);
+  });
+  BOOST_TEST(about(a, 0), a);
+}
+
 BOOST_AUTO_TEST_CASE(coro_timer_wait_allocates_nothing) {
   const double a = allocations_per_op([](executor ex, int n) -> swarm::coro<void> {
     asio::steady_timer t(ex);
@@ -297,6 +314,51 @@ BOOST_AUTO_TEST_CASE(coro_timer_wait_allocates_nothing) {
     }
   });
   BOOST_TEST(about(a, 0), a);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(cell_cache_on_a_worker)
+
+// A worker keeps a burst's cells while it runs, and gives back what stays unused once it
+// sleeps: after a burst of 10 000 tasks, three timer waits of 550 ms (a sleep before each,
+// the last at least 1.1 s after the first) leave it fewer cells than the burst left.
+BOOST_AUTO_TEST_CASE(a_sleeping_worker_gives_back_cells_a_burst_left_idle) {
+  namespace sd = swarm::detail;
+  if (!sd::cell_cache_stats::enabled())
+    return;
+  using limits = sd::cell_cache_limits;
+  static_assert(limits::release_period == 1000ms); // the waits below assume it
+  const auto cached = [] {
+    std::size_t n = 0;
+    for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
+      n += sd::cell_cache_stats::cached_on_this_thread(size);
+    return n;
+  };
+  swarm::runtime rt(1);
+  rt.start();
+  auto jh = swarm::spawn(rt.get_executor(), [&]() -> swarm::coro<std::pair<std::size_t, std::size_t>> {
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<swarm::join_handle<void>> handles;
+    for (int i = 0; i < 10'000; ++i)
+      handles.push_back(swarm::spawn(ex, empty_coro()));
+    for (auto& h : handles)
+      co_await std::move(h);
+    const std::size_t after_burst = cached();
+    asio::steady_timer t(ex);
+    for (int i = 0; i < 3; ++i) {
+      t.expires_after(550ms);
+      co_await t.async_wait(swarm::use_coro);
+    }
+    co_return std::pair{after_burst, cached()};
+  }());
+  auto f = jh.async_wait(asio::use_future);
+  BOOST_REQUIRE(f.wait_for(60s) == std::future_status::ready);
+  const auto [after_burst, after_sleeps] = f.get();
+  BOOST_TEST_MESSAGE("cells cached on the worker: " << after_burst << " after the burst, " << after_sleeps
+                                                    << " after the sleeps");
+  BOOST_TEST(after_burst >= 10'000u, "the worker's cache holds the burst");
+  BOOST_TEST(after_sleeps < after_burst);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -86,6 +87,90 @@ BOOST_FIXTURE_TEST_CASE(a_class_holds_at_most_its_capacity_and_the_rest_goes_bac
   BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == 0u);
   if (outstanding_before >= 0)
     BOOST_TEST(cell_cache_stats::outstanding_blocks() == outstanding_before);
+}
+
+namespace {
+
+// Allocates `n` cells of cell_size and frees them, so that the cache holds up to n of them.
+void fill(std::size_t n) {
+  std::vector<void*> cells;
+  for (std::size_t i = 0; i < n; ++i)
+    cells.push_back(allocate_cell(cell_size, cell_block_alignment));
+  for (void* p : cells)
+    deallocate_cell(p, cell_size, cell_block_alignment);
+}
+
+// Holds bursts for the scope of a test, on the test thread.
+struct holding_bursts : empty_cache {
+  const bool was = sd::hold_cell_bursts(true);
+  ~holding_bursts() { sd::hold_cell_bursts(was); }
+};
+
+using clock_type = std::chrono::steady_clock;
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_thread_holding_bursts_keeps_up_to_the_burst_capacity, holding_bursts) {
+  if (!cell_cache_stats::enabled())
+    return;
+  const std::size_t burst = limits::burst_capacity(cell_size);
+  BOOST_TEST(burst > limits::capacity(cell_size));
+  const std::int64_t outstanding_before = cell_cache_stats::outstanding_blocks();
+  fill(burst + 10);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == burst);
+  if (outstanding_before >= 0)
+    BOOST_TEST(cell_cache_stats::outstanding_blocks() ==
+               outstanding_before + static_cast<std::int64_t>(burst));
+  // Turned off: the cells stay, a free above the base bound goes back.
+  BOOST_TEST(sd::hold_cell_bursts(false));
+  void* p = allocate_cell(cell_size, cell_block_alignment);
+  deallocate_cell(p, cell_size, cell_block_alignment);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == burst - 1);
+  BOOST_TEST(!sd::hold_cell_bursts(true));
+}
+
+BOOST_FIXTURE_TEST_CASE(cells_a_period_left_unused_go_back_by_halves, holding_bursts) {
+  if (!cell_cache_stats::enabled())
+    return;
+  const std::size_t base = limits::capacity(cell_size);
+  const auto period = limits::release_period;
+  const auto t0 = clock_type::now();
+  fill(base + 1000);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == base + 1000);
+  // The first pass only starts the period: nothing was watched yet.
+  BOOST_TEST(sd::release_idle_cells(t0) == 0u);
+  // Within the period: nothing, however idle.
+  BOOST_TEST(sd::release_idle_cells(t0 + period / 2) == 0u);
+  // 100 cells taken and given back during the period: 900 above the base stayed idle.
+  fill(100);
+  BOOST_TEST(sd::release_idle_cells(t0 + period) == 450u);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == base + 550);
+  BOOST_TEST(sd::release_idle_cells(t0 + period + period / 2) == 0u);
+  BOOST_TEST(sd::release_idle_cells(t0 + 2 * period) == 275u);
+  // A period in which the whole cache was in use gives nothing back.
+  fill(base + 550);
+  BOOST_TEST(sd::release_idle_cells(t0 + 3 * period) == 0u);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == base + 550);
+  // Idle from then on: it shrinks to the base bound and no further.
+  std::size_t left = base + 550;
+  for (int k = 4; k < 20; ++k) {
+    left -= sd::release_idle_cells(t0 + k * period);
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == left);
+  }
+  BOOST_TEST(left == base);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_pass_gives_back_at_most_max_release_cells_of_a_class, holding_bursts) {
+  if (!cell_cache_stats::enabled())
+    return;
+  const std::size_t base = limits::capacity(cell_size);
+  const std::size_t above = 3 * limits::max_release;
+  BOOST_REQUIRE(base + above <= limits::burst_capacity(cell_size));
+  const auto t0 = clock_type::now();
+  fill(base + above);
+  BOOST_TEST(sd::release_idle_cells(t0) == 0u);
+  BOOST_TEST(sd::release_idle_cells(t0 + limits::release_period) == limits::max_release);
+  BOOST_TEST(cell_cache_stats::cached_on_this_thread(cell_size) == base + above - limits::max_release);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_cell_freed_on_another_thread_goes_to_that_threads_cache, empty_cache) {

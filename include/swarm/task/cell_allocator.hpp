@@ -7,6 +7,14 @@
 // a task that worker finished, with no call into malloc. The cache of a thread is returned
 // to the global allocator when the thread exits.
 //
+// While a thread drives a scheduler (hold_cell_bursts), its bound is 64 times larger
+// (`burst_shift`), so that the cells of a burst of tasks (spawn 10 000, join them all)
+// wait for the next burst instead of going back to malloc, which would give the memory
+// back to the kernel when the burst ends (glibc trims its heap's top) and fault it in
+// again page by page at the next one. What such a thread holds beyond the base bound goes
+// back gradually: at each release_idle_cells (the worker calls it before it sleeps), at
+// most once a `release_period`, half of the cells that stayed unused for the whole period.
+//
 // Under AddressSanitizer a cached cell is poisoned until it is handed out again, so a use
 // after free still reports. Building the library with SWARM_CELL_CACHE=0 turns the cache
 // off (every cell from the global allocator).
@@ -14,6 +22,7 @@
 
 #include <swarm/detail/config.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -45,6 +54,15 @@ struct cell_cache_limits {
     const std::size_t n = bytes_per_class / class_size(size);
     return n < min_count ? min_count : n;
   }
+  // The bound while the thread holds bursts, as a shift of capacity(): 64 times (4 MB a class).
+  static constexpr unsigned burst_shift = 6;
+  static constexpr std::size_t burst_capacity(std::size_t size) noexcept {
+    return capacity(size) << burst_shift;
+  }
+  // Idle cells are given back at most once per period, and at most this many per class each
+  // time (a bound on the work done before a worker sleeps).
+  static constexpr std::chrono::milliseconds release_period{1000};
+  static constexpr std::size_t max_release = 2048;
 };
 
 // A block of at least `size` bytes aligned to `alignment`. Throws std::bad_alloc.
@@ -64,5 +82,16 @@ struct cell_cache_stats {
 
 // Gives every cell cached by the calling thread back to the global allocator.
 SWARM_DECL void trim_cell_cache() noexcept;
+
+// Sets whether the calling thread's cache holds bursts (the larger bound); returns the
+// previous setting, for a scope to restore. Cells already cached stay when it is turned off.
+SWARM_DECL bool hold_cell_bursts(bool on) noexcept;
+
+// Gives back to the global allocator, per class, half of the cells above the base bound that
+// no allocation took since the last release (at most `max_release`), if `release_period` has
+// passed since then; otherwise does nothing. Returns the number of cells given back. The
+// first form reads the steady clock, only when the cache holds more than its base bound.
+SWARM_DECL std::size_t release_idle_cells() noexcept;
+SWARM_DECL std::size_t release_idle_cells(std::chrono::steady_clock::time_point now) noexcept;
 
 } // namespace swarm::detail
