@@ -14,7 +14,7 @@ double power(double base, std::uint64_t n) noexcept {
 }
 } // namespace
 
-void poll_timing::end(worker_counters& counters) noexcept {
+void poll_timing::end_batch(worker_counters& counters) noexcept {
   const auto now = std::chrono::steady_clock::now();
   const double elapsed = std::chrono::duration<double, std::nano>(now - batch_start).count();
   counters.busy_duration_ns += static_cast<std::uint64_t>(elapsed);
@@ -24,8 +24,7 @@ void poll_timing::end(worker_counters& counters) noexcept {
     mean_poll_time_ns = w * (elapsed / n) + (1.0 - w) * mean_poll_time_ns;
     counters.mean_poll_time_ns = static_cast<std::uint64_t>(mean_poll_time_ns);
   }
-  batch_start = now;
-  polls_in_batch = 0;
+  in_batch = false;
 }
 
 } // namespace swarm::detail

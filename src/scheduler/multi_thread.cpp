@@ -570,24 +570,19 @@ struct worker_loop {
           return nullptr;
         continue;
       }
-      end_processing(c);
+      // A steal, and the wake of tasks deferred by yield_now, keep the batch of polls going:
+      // the worker is busy until it polls the driver, parks or leaves (a lone yielding task
+      // then reads no clock per yield).
       if (header* t = steal_work(c)) {
-        start_processing(c);
         c = run_task(c, t);
         if (!c)
           return nullptr;
         continue;
       }
       const run_limits& l = *cx.limits;
-      if (!l.block || (l.idle_exit && l.idle_exit())) {
-        // poll(), or run() with no outstanding work: one last look at the driver, then
-        // leave if that produced nothing.
-        c = poll_driver_then_wake(c, driver_poll::zero);
-        if (has_tasks(c) || !h.inject_.is_empty())
-          continue;
-        return leave(c);
-      }
-      if (!cx.defer.empty() && !driver_due(c)) {
+      // poll(), or run() with no outstanding work.
+      const bool last_look = !l.block || (l.idle_exit && l.idle_exit());
+      if (!last_look && !cx.defer.empty() && !driver_due(c)) {
         // Only tasks deferred by yield_now are left. Tokio polls the driver before they
         // run again; that poll is a syscall (epoll_wait) that costs ten times the yield.
         // The driver's fairness interval (event_interval ticks, or the polls that make
@@ -595,6 +590,14 @@ struct worker_loop {
         // while it has not run out they run again at once, and maintenance polls the
         // driver when it is due: a yield loop lets I/O in as often as a busy worker does.
         c = poll_driver_then_wake(c, driver_poll::none);
+        continue;
+      }
+      end_processing(c);
+      if (last_look) {
+        // One last look at the driver, then leave if that produced nothing.
+        c = poll_driver_then_wake(c, driver_poll::zero);
+        if (!has_tasks(c) && h.inject_.is_empty())
+          return leave(c);
         start_processing(c);
         continue;
       }
