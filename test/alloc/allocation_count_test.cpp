@@ -320,6 +320,19 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(cell_cache_on_a_worker)
 
+namespace {
+
+// Cells of every class held by the calling thread's cache.
+std::size_t cells_cached_here() {
+  using limits = swarm::detail::cell_cache_limits;
+  std::size_t n = 0;
+  for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
+    n += swarm::detail::cell_cache_stats::cached_on_this_thread(size);
+  return n;
+}
+
+} // namespace
+
 // A worker keeps a burst's cells while it runs, and gives back what stays unused once it
 // sleeps: after a burst of 10 000 tasks, three timer waits of 550 ms (a sleep before each,
 // the last at least 1.1 s after the first) leave it fewer cells than the burst left.
@@ -327,30 +340,24 @@ BOOST_AUTO_TEST_CASE(a_sleeping_worker_gives_back_cells_a_burst_left_idle) {
   namespace sd = swarm::detail;
   if (!sd::cell_cache_stats::enabled())
     return;
-  using limits = sd::cell_cache_limits;
-  static_assert(limits::release_period == 1000ms); // the waits below assume it
-  const auto cached = [] {
-    std::size_t n = 0;
-    for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
-      n += sd::cell_cache_stats::cached_on_this_thread(size);
-    return n;
-  };
+  static_assert(sd::cell_cache_limits::release_period == 1000ms); // the waits below assume it
   swarm::runtime rt(1);
   rt.start();
-  auto jh = swarm::spawn(rt.get_executor(), [&]() -> swarm::coro<std::pair<std::size_t, std::size_t>> {
+  // No captures: the closure is gone once spawn returns, the coroutine frame is not.
+  auto jh = swarm::spawn(rt.get_executor(), []() -> swarm::coro<std::pair<std::size_t, std::size_t>> {
     auto ex = co_await asio::this_coro::executor;
     std::vector<swarm::join_handle<void>> handles;
     for (int i = 0; i < 10'000; ++i)
       handles.push_back(swarm::spawn(ex, empty_coro()));
     for (auto& h : handles)
       co_await std::move(h);
-    const std::size_t after_burst = cached();
+    const std::size_t after_burst = cells_cached_here();
     asio::steady_timer t(ex);
     for (int i = 0; i < 3; ++i) {
       t.expires_after(550ms);
       co_await t.async_wait(swarm::use_coro);
     }
-    co_return std::pair{after_burst, cached()};
+    co_return std::pair{after_burst, cells_cached_here()};
   }());
   auto f = jh.async_wait(asio::use_future);
   BOOST_REQUIRE(f.wait_for(60s) == std::future_status::ready);
