@@ -24,7 +24,7 @@ void poll_timing::end_batch(worker_counters& counters) noexcept {
     mean_poll_time_ns = w * (elapsed / n) + (1.0 - w) * mean_poll_time_ns;
     counters.mean_poll_time_ns = static_cast<std::uint64_t>(mean_poll_time_ns);
   }
-  in_batch = false;
+  batch_start = {};
 }
 
 } // namespace swarm::detail

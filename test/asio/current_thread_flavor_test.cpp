@@ -3,6 +3,7 @@
 #include "support.hpp"
 
 #include <swarm/swarm.hpp>
+#include <swarm/task/cell_allocator.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -31,6 +32,13 @@ swarm::runtime_options current_thread() {
   o.flavor = swarm::runtime_flavor::current_thread;
   o.worker_threads = 4; // ignored by this flavour
   return o;
+}
+
+// Whether the calling thread's cell cache holds bursts (the setting is put back as found).
+bool holds_cell_bursts() {
+  const bool was = swarm::detail::hold_cell_bursts(false);
+  swarm::detail::hold_cell_bursts(was);
+  return was;
 }
 
 } // namespace
@@ -200,6 +208,15 @@ BOOST_AUTO_TEST_CASE(shutdown_cancels_pending_tasks) {
   for (auto& h : hs)
     BOOST_TEST(h.is_finished());
   BOOST_TEST(rt.metrics().num_alive_tasks == 0u);
+}
+
+// The thread inside block_on is the runtime's worker, so its cell cache holds bursts for as
+// long as it drives, and no longer once block_on returns.
+BOOST_AUTO_TEST_CASE(the_driving_thread_holds_cell_bursts_only_while_it_drives) {
+  BOOST_TEST(!holds_cell_bursts());
+  swarm::runtime rt(current_thread());
+  BOOST_TEST(rt.block_on([]() -> asio::awaitable<bool> { co_return holds_cell_bursts(); }()));
+  BOOST_TEST(!holds_cell_bursts());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -123,20 +123,18 @@ struct poll_timing {
   static constexpr double ewma_weight = 0.1;
 
   double mean_poll_time_ns = target_global_queue_latency_ns / initial_global_queue_interval;
-  std::chrono::steady_clock::time_point batch_start{};
+  std::chrono::steady_clock::time_point batch_start{}; // the epoch: no batch open
   std::uint64_t polls_in_batch = 0;
-  bool in_batch = false;
 
   void begin() noexcept {
     batch_start = std::chrono::steady_clock::now();
     polls_in_batch = 0;
-    in_batch = true;
   }
   void note_poll() noexcept { ++polls_in_batch; }
   // Adds the batch to the busy time and the mean in `counters`. Outside a batch (it ended
   // already) it does nothing and reads no clock.
   void end(worker_counters& counters) noexcept {
-    if (in_batch)
+    if (batch_start != std::chrono::steady_clock::time_point{})
       end_batch(counters);
   }
 
