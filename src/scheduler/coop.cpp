@@ -1,12 +1,24 @@
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/scheduler/metrics.hpp>
 
+#include <chrono>
+
 namespace swarm::detail::coop {
 namespace {
 thread_local budget current_budget;
 } // namespace
 
 budget& current() noexcept { return current_budget; }
+
+void budget::check_time() noexcept {
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  if (first_check_ns_ == 0)
+    first_check_ns_ = now;
+  else if (now - first_check_ns_ >= static_cast<std::int64_t>(time_limit_ns_))
+    value_ = 0;
+}
 
 void note_forced_yield() noexcept {
   if (worker_stats* m = current_worker_metrics())

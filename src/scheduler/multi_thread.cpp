@@ -3,6 +3,7 @@
 #include <swarm/task/cell_allocator.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <span>
 #include <stdexcept>
@@ -331,7 +332,7 @@ struct worker_loop {
     set_run_state(c, worker_run_state::running);
     count_poll(c);
     cx.core_slot = c;
-    coop::budget_scope budget(coop::budget::initial());
+    coop::budget_scope budget(coop::budget::initial(h.coop_time_limit_ns_));
     if (std::exchange(c->took_lifo, false))
       count_lifo_poll(c);
     else
@@ -654,6 +655,9 @@ handle::handle(scheduler_options options, driver* drv)
     throw std::invalid_argument("swarm: global_queue_interval must be greater than 0");
   if (options_.event_interval == 0)
     throw std::invalid_argument("swarm: event_interval must be greater than 0");
+  if (options_.coop_time_limit.count() < 0 || options_.coop_time_limit.count() > UINT32_MAX)
+    throw std::invalid_argument("swarm: coop_time_limit must be between 0 and 4 s");
+  coop_time_limit_ns_ = static_cast<std::uint32_t>(options_.coop_time_limit.count());
   driver_.drv = drv;
   for (std::size_t i = 0; i < remotes_.size(); ++i) {
     remotes_[i].unparker = std::make_unique<parker>(driver_);

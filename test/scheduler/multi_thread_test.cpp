@@ -385,8 +385,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(the_driver_is_polled_while_every_worker_is_busy, R
 }
 
 // coop: a loop taking 1000 budget units is forced to yield once per exhausted budget.
+// (Units only: a preemption of the test's thread could otherwise end a budget early.)
 BOOST_AUTO_TEST_CASE_TEMPLATE(coop_budget_forces_a_long_loop_to_yield, Rt, all_flavours) {
-  Rt rt;
+  swarm::scheduler_options o;
+  o.coop_time_limit = {};
+  Rt rt(std::move(o));
   constexpr int units = 1000;
   auto jh = rt.spawn(poll_fn<int>([done = 0, yields = 0](poll_context& cx) mutable -> std::optional<int> {
     if (coop::current().is_unconstrained())
@@ -409,6 +412,41 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(coop_budget_forces_a_long_loop_to_yield, Rt, all_f
     BOOST_TEST(
         eventually([&] { return rt.h.budget_forced_yield_count() == static_cast<std::uint64_t>(expected); }),
         "budget_forced_yield_count " << rt.h.budget_forced_yield_count());
+}
+
+// coop_time_limit: a poll whose units are slow is spent by time, not by its 128 units. Each
+// unit here lasts at least 10 us, so the budget's second read of the clock (16 units after
+// its first) finds the 50 us limit passed whatever the machine's speed: 32 units a poll.
+// With the limit off the poll takes all 128.
+BOOST_AUTO_TEST_CASE_TEMPLATE(coop_time_limit_ends_a_poll_of_slow_units, Rt, all_flavours) {
+  for (const auto limit :
+       {std::chrono::nanoseconds(std::chrono::microseconds(50)), std::chrono::nanoseconds(0)}) {
+    swarm::scheduler_options o;
+    o.coop_time_limit = limit;
+    Rt rt(std::move(o));
+    auto jh = rt.spawn(poll_fn<int>([](poll_context&) -> std::optional<int> {
+      int units = 0;
+      while (std::optional<coop::restore_on_pending> g = coop::poll_proceed()) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(10);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        g->made_progress();
+        ++units;
+      }
+      return units;
+    }));
+    const int expected = limit.count() != 0 ? 2 * coop::time_check_units : coop::initial_budget;
+    BOOST_TEST(join_value(jh).value_or(-1) == expected, "limit " << limit.count() << " ns");
+  }
+}
+
+// A limit the options cannot hold is refused.
+BOOST_AUTO_TEST_CASE(coop_time_limit_out_of_range_is_refused) {
+  for (const auto limit : {std::chrono::nanoseconds(-1), std::chrono::nanoseconds(std::chrono::seconds(5))}) {
+    swarm::scheduler_options o;
+    o.coop_time_limit = limit;
+    BOOST_CHECK_THROW(swarm::detail::multi_thread::handle(std::move(o), nullptr), std::invalid_argument);
+  }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(coop_budget_is_restored_when_nothing_progressed, Rt, all_flavours) {

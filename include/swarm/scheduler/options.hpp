@@ -51,6 +51,11 @@ struct scheduler_options {
   std::optional<std::uint32_t> global_queue_interval;
   // Every local schedule goes to the back of the queue, where other workers can steal it.
   bool disable_lifo_slot = false;
+  // How long a task poll (with the LIFO polls that share its coop budget) may keep making
+  // progress before its budget is spent, as well as the budget's 128 units: measured from
+  // its 16th unit, read every 16 units (see scheduler/coop.hpp). Zero: units only, as in
+  // Tokio. At most about 4 s.
+  std::chrono::nanoseconds coop_time_limit = std::chrono::microseconds(50);
 
   // Cap on threads running blocking work (spawn_blocking), beside the workers. > 0.
   std::size_t max_blocking_threads = 512;
