@@ -276,8 +276,19 @@ struct worker_loop {
     h.inject_.pop_n(n, [&](header* t) noexcept { batch[got++] = t; });
     if (got == 0)
       return nullptr;
-    if (got > 1)
+    if (got > 1) {
       own().queue.push_back(std::span<header* const>(batch + 1, got - 1));
+      // The tasks moved here were in the global queue, where a worker about to park would
+      // have seen them, and are now reachable only by a steal; a parking worker's last look
+      // can fall between our pop and our push and miss them in both places. They would
+      // then wait for whatever this worker runs first, however long (io_context lets
+      // another thread take them). A searching worker notifies when it starts that task
+      // (transition_from_searching); otherwise notify here: the read-modify-write in
+      // worker_to_notify follows the push, so either it finds the parked worker or that
+      // worker's registration comes after it and its last look sees the push.
+      if (!c->is_searching)
+        h.notify_parked();
+    }
     return batch[0];
   }
 
