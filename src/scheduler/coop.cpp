@@ -1,7 +1,6 @@
 #include <swarm/scheduler/coop.hpp>
 #include <swarm/scheduler/metrics.hpp>
-
-#include <chrono>
+#include <swarm/task/tracking.hpp>
 
 namespace swarm::detail::coop {
 namespace {
@@ -11,12 +10,10 @@ thread_local budget current_budget;
 budget& current() noexcept { return current_budget; }
 
 void budget::check_time() noexcept {
-  const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch())
-                               .count();
+  const std::uint64_t now = steady_now_ns();
   if (first_check_ns_ == 0)
     first_check_ns_ = now;
-  else if (now - first_check_ns_ >= static_cast<std::int64_t>(time_limit_ns_))
+  else if (now - first_check_ns_ >= time_limit_ns_)
     value_ = 0;
 }
 

@@ -343,7 +343,9 @@ struct worker_loop {
     set_run_state(c, worker_run_state::running);
     count_poll(c);
     cx.core_slot = c;
-    coop::budget_scope budget(coop::budget::initial(h.coop_time_limit_ns_));
+    // (The constructor checked that the limit fits 32 bits of nanoseconds.)
+    coop::budget_scope budget(
+        coop::budget::initial(static_cast<std::uint32_t>(h.options_.coop_time_limit.count())));
     if (std::exchange(c->took_lifo, false))
       count_lifo_poll(c);
     else
@@ -668,7 +670,6 @@ handle::handle(scheduler_options options, driver* drv)
     throw std::invalid_argument("swarm: event_interval must be greater than 0");
   if (options_.coop_time_limit.count() < 0 || options_.coop_time_limit.count() > UINT32_MAX)
     throw std::invalid_argument("swarm: coop_time_limit must be between 0 and 4 s");
-  coop_time_limit_ns_ = static_cast<std::uint32_t>(options_.coop_time_limit.count());
   driver_.drv = drv;
   for (std::size_t i = 0; i < remotes_.size(); ++i) {
     remotes_[i].unparker = std::make_unique<parker>(driver_);

@@ -54,7 +54,7 @@ private:
 
   std::optional<std::uint8_t> value_;
   std::uint32_t time_limit_ns_ = 0;
-  std::int64_t first_check_ns_ = 0; // steady clock at the first check; 0: not read yet
+  std::uint64_t first_check_ns_ = 0; // steady_now_ns() at the first check; 0: not read yet
 };
 
 SWARM_DECL budget& current() noexcept;

@@ -245,7 +245,6 @@ private:
   SWARM_DECL void end_block_in_place();
 
   scheduler_options options_;
-  std::uint32_t coop_time_limit_ns_ = 0; // options_.coop_time_limit, as each poll's budget takes it
   shared_driver driver_;
   std::vector<remote> remotes_;
   inject_queue inject_;
