@@ -102,8 +102,9 @@ private:
   handle_type child_;
 };
 
-// co_await of a join handle: Tokio's JoinHandle poll with the task's waker. A handle that
-// was waited on with async_wait before goes through async_wait(use_coro) instead.
+// co_await of a join handle (or of its async_wait(use_coro)): Tokio's JoinHandle poll with
+// the task's waker. A handle that was waited on with a handler before (async_wait with
+// another token) goes through async_wait(use_coro) instead, started directly.
 template <class T>
 class join_awaiter {
   using V = stored_t<T>;
@@ -204,6 +205,13 @@ struct coro_promise : coro_promise_base, coro_value_storage<T> {
   template <class U>
   join_awaiter<U> await_transform(join_handle<U>&& h) noexcept {
     return join_awaiter<U>(h);
+  }
+  // h.async_wait(use_coro) is awaited as `co_await h`: a poll of the handle with the task's
+  // waker, not a handler hopping back. The same cancellation (the task's abort) and the
+  // same value; a handle already waited on with a handler still takes that path.
+  template <class U, class... S>
+  join_awaiter<U> await_transform(op_awaiter<join_wait_initiation<U>, std::tuple<>, S...>&& a) noexcept {
+    return join_awaiter<U>(a.initiation().handle());
   }
   yield_awaiter await_transform(yield_now_op) const noexcept { return {}; }
   executor_awaiter await_transform(boost::asio::this_coro::executor_t) const {

@@ -50,6 +50,25 @@ struct join_handle_access {
   static auto poll(join_handle<T>& h, const waker& w);
 };
 
+// The initiation of join_handle<T>::async_wait. A named type, so that swarm::coro can tell
+// `co_await h.async_wait(use_coro)` from other operations and poll the handle as it polls
+// `co_await h` (coro.hpp), with no handler.
+template <class T>
+class join_wait_initiation {
+public:
+  explicit join_wait_initiation(join_handle<T>& h) noexcept : handle_(&h) {}
+
+  join_handle<T>& handle() const noexcept { return *handle_; }
+
+  template <class Handler>
+  void operator()(Handler&& handler) const {
+    handle_->start_wait(std::forward<Handler>(handler));
+  }
+
+private:
+  join_handle<T>* handle_;
+};
+
 // Aborts an Asio task: before it started, Tokio's way (it never runs); after, by emitting
 // terminal cancellation on co_spawn's slot from inside the task. Idempotent.
 SWARM_DECL void abort_asio_task(header* h);
@@ -384,8 +403,8 @@ public:
   // the task running; wait again to get the value. The value is delivered once.
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(signature) CompletionToken>
   auto async_wait(CompletionToken&& token) {
-    return boost::asio::async_initiate<CompletionToken, signature>(
-        [this](auto handler) { start_wait(std::move(handler)); }, token);
+    return boost::asio::async_initiate<CompletionToken, signature>(detail::join_wait_initiation<T>(*this),
+                                                                   token);
   }
 
   // So that `co_await std::move(h)` works: the handle is itself an async operation.
@@ -435,6 +454,7 @@ private:
   }
 
   friend struct detail::join_handle_access;
+  friend class detail::join_wait_initiation<T>;
 
   detail::context_core* core_ = nullptr;
   detail::raw_join_handle<detail::task_output<detail::stored_t<T>>> raw_;

@@ -263,6 +263,17 @@ BOOST_AUTO_TEST_CASE(coro_spawn_and_co_await_of_its_join_allocate_nothing) {
   BOOST_TEST(about(c.schedules, 2), c.schedules);
 }
 
+// The same join awaited through its completion token: a poll of the handle, as co_await
+// h, not a handler (one allocation per wait, and a delivery hop).
+BOOST_AUTO_TEST_CASE(coro_async_wait_with_use_coro_costs_what_co_await_costs) {
+  const costs c = costs_per_op([](executor ex, int n) -> swarm::coro<void> {
+    for (int i = 0; i < n; ++i)
+      co_await swarm::spawn(ex, empty_coro()).async_wait(swarm::use_coro);
+  });
+  BOOST_TEST(about(c.allocations, 0), c.allocations);
+  BOOST_TEST(about(c.schedules, 2), c.schedules);
+}
+
 BOOST_AUTO_TEST_CASE(coro_yield_now_allocates_nothing_and_schedules_once) {
   const costs c = costs_per_op([](executor, int n) -> swarm::coro<void> {
     for (int i = 0; i < n; ++i)

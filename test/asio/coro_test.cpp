@@ -157,6 +157,40 @@ BOOST_AUTO_TEST_CASE(co_await_after_a_cancelled_async_wait) {
   BOOST_TEST(v == 7);
 }
 
+// async_wait(use_coro) is cancel-safe as the token path is: a waiter aborted while it
+// waits (or before it started) leaves the value for the next wait, which gets it once.
+BOOST_AUTO_TEST_CASE(async_wait_with_use_coro_leaves_the_value_to_the_next_wait) {
+  swarm::runtime rt{2};
+  int v = rt.block_on([&]() -> swarm::coro<int> {
+    auto ex = rt.get_executor();
+    auto h = swarm::spawn(ex, [ex]() -> swarm::coro<int> {
+      asio::steady_timer t(ex, 20ms);
+      co_await t.async_wait(swarm::use_coro);
+      co_return 7;
+    });
+    auto waiter =
+        swarm::spawn(ex, [&h]() -> swarm::coro<int> { co_return co_await h.async_wait(swarm::use_coro); });
+    asio::steady_timer t(ex, 2ms);
+    co_await t.async_wait(swarm::use_coro);
+    waiter.abort();
+    try {
+      co_await waiter;
+      co_return -1;
+    } catch (const swarm::join_error& e) {
+      if (!e.is_cancelled())
+        co_return -2;
+    }
+    const int value = co_await h.async_wait(swarm::use_coro);
+    try {
+      co_await h.async_wait(swarm::use_coro);
+      co_return -3;
+    } catch (const std::logic_error&) {
+    }
+    co_return value;
+  }());
+  BOOST_TEST(v == 7);
+}
+
 BOOST_AUTO_TEST_CASE(join_set_of_coros) {
   swarm::runtime rt{2};
   int sum = rt.block_on([&]() -> swarm::coro<int> {

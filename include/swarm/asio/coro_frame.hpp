@@ -215,6 +215,9 @@ public:
 
   bool await_ready() const noexcept { return false; }
 
+  // What the operation would be started with (coro.hpp reads a join wait's handle).
+  const Initiation& initiation() const noexcept { return init_; }
+
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     static_assert(std::is_base_of_v<coro_promise_base, P>, "swarm::use_coro is awaited inside a swarm::coro");
