@@ -241,10 +241,19 @@ private:
     core_->post_job(delivery_job(decide_fn{counted_ref<join_waiter>::adopt(this)}), false);
   }
 
-  // The step of a delivery: holds the reference taken by prepare_delivery. Dropped unrun,
-  // the handler is destroyed with the waiter.
+  // The step of a delivery: holds the reference taken by prepare_delivery. Dropped unrun
+  // (the awaiting task or the runtime shut down), it destroys the in-flight handler.
   struct decide_fn {
     counted_ref<join_waiter> w;
+
+    explicit decide_fn(counted_ref<join_waiter> r) noexcept : w(std::move(r)) {}
+    decide_fn(decide_fn&&) noexcept = default;
+    decide_fn& operator=(decide_fn&&) = delete;
+    ~decide_fn() {
+      if (w)
+        w->drop_inflight();
+    }
+
     boost::asio::any_completion_executor executor() const {
       std::lock_guard lock(w->mutex_);
       return handler_executor(*w->inflight_handler_, w->core_);
@@ -254,6 +263,25 @@ private:
       r->decide();
     }
   };
+
+  // A delivery dropped unrun: its handler goes now, not with the waiter. It may own the
+  // awaiting coroutine (an Asio coroutine's frames belong to the handler it waits on), whose
+  // frame owns the join handle and so this waiter: kept here, neither would ever be freed.
+  // Destroyed outside the lock, since the handle's reset takes it.
+  void drop_inflight() noexcept {
+    std::unique_lock lock(mutex_);
+    std::optional<handler_type> h = std::move(inflight_handler_);
+    inflight_handler_.reset();
+    inflight_gen_ = 0;
+    const bool send = !detached_ && prepare_delivery(); // to a newer wait, as decide() does
+    const bool release = release_work_locked();
+    lock.unlock();
+    if (send)
+      send_delivery();
+    h.reset();
+    if (release)
+      core_->work_finished();
+  }
 
   void decide() {
     std::unique_lock lock(mutex_);

@@ -274,15 +274,8 @@ BOOST_AUTO_TEST_CASE(waits_on_a_join_a_join_set_and_an_operation, *needs_stats()
   BOOST_TEST(s->waiting_on == swarm::task_wait_kind::join_set);
   BOOST_TEST(find_task(d, target_id)->waiting_on == swarm::task_wait_kind::asio_operation);
   BOOST_TEST(find_task(d, target2_id)->waiting_on == swarm::task_wait_kind::asio_operation);
-
-  // End the awaited tasks, so that the joiners finish before the runtime goes: a runtime
-  // destroyed with an Asio coroutine still awaiting a join leaks under LeakSanitizer (seen
-  // here, not yet investigated; not specific to the dump).
-  BOOST_TEST(rt.abort_task(target_id));
-  BOOST_TEST(rt.abort_task(target2_id));
-  poll_until_quiet(rt);
-  BOOST_TEST(coro_joiner.is_finished());
-  BOOST_TEST(aw_joiner.is_finished());
+  // The runtime goes with every joiner still waiting (task_test's
+  // runtime_destruction_frees_a_task_awaiting_a_join: nothing is left behind).
 }
 
 BOOST_AUTO_TEST_CASE(lost_waker_warning, *needs_stats()) {

@@ -1253,6 +1253,32 @@ BOOST_AUTO_TEST_CASE(runtime_destruction_completes_every_pending_join_wait) {
   handles.clear();
 }
 
+// An Asio coroutine task still awaiting a join handle (through a handler) when the runtime
+// goes: the handler owns the coroutine's frames, the frame owns the handle, and the handle's
+// waiter held the handler. All of it is freed with the runtime.
+BOOST_AUTO_TEST_CASE(runtime_destruction_frees_a_task_awaiting_a_join) {
+  std::atomic<int> started{0};
+  auto sentinel = std::make_shared<int>(0);
+  const std::weak_ptr<int> watch = sentinel;
+  {
+    started_runtime s;
+    auto target = swarm::spawn(s.ex(), [&started]() -> asio::awaitable<int> {
+      ++started;
+      co_await sleep_for(100s);
+      co_return 1;
+    });
+    // Its wait starts in the poll that counts it as started, which shutdown lets finish.
+    auto joiner = swarm::spawn(
+        s.ex(),
+        [&started, h = std::move(target), keep = std::move(sentinel)]() mutable -> asio::awaitable<void> {
+          ++started;
+          co_await h.async_wait(asio::use_awaitable);
+        });
+    BOOST_REQUIRE(eventually([&] { return started.load() == 2; }));
+  }
+  BOOST_TEST(watch.expired());
+}
+
 // Tokio's runtime_gone, for a join_set: shutdown() cancels the set's tasks and completes
 // its pending join; the set may then be destroyed, before or after the runtime.
 BOOST_AUTO_TEST_CASE(shutdown_completes_a_pending_join_of_a_set) {

@@ -8,9 +8,10 @@
 //     or destroyed unrun by a runtime that shuts down, it dispatches the step to
 //     step.executor() exactly once. There the step runs and invokes its handler at most
 //     once; destroyed unrun (that executor was stopped or destroyed), it runs its own
-//     fallback (join_set: the result goes back to the set; join_handle: the waiter's
-//     reference is given back and the handler is destroyed with the waiter). So a handler
-//     is invoked exactly once unless its own executor drops it, and then destroyed.
+//     fallback (join_set: the result goes back to the set; join_handle: the handler is
+//     destroyed then, not left in the waiter, whose handle the awaiting coroutine's frame
+//     may own). So a handler is invoked exactly once unless its own executor drops it, and
+//     then destroyed.
 //   - Which executor: the handler's associated executor or, for a handler with no executor
 //     of its own, the runtime's (handler_executor), as an Asio I/O object does. Never
 //     inline in the initiating call, a waker or a cancellation emitter: always through a
