@@ -270,7 +270,7 @@ private:
   // Destroyed outside the lock, since the handle's reset takes it.
   void drop_inflight() noexcept {
     std::unique_lock lock(mutex_);
-    std::optional<handler_type> h = std::move(inflight_handler_);
+    handler_type h = std::move(*inflight_handler_); // a step exists only while one is in flight
     inflight_handler_.reset();
     inflight_gen_ = 0;
     const bool send = !detached_ && prepare_delivery(); // to a newer wait, as decide() does
@@ -278,7 +278,7 @@ private:
     lock.unlock();
     if (send)
       send_delivery();
-    h.reset();
+    h = nullptr; // destroyed before the work it stood for is given back
     if (release)
       core_->work_finished();
   }

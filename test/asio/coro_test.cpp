@@ -32,6 +32,13 @@ namespace {
 
 swarm::coro<int> twice(int x) { co_return 2 * x; }
 
+// 7, after 20 ms: a task still running when the test starts waiting on it.
+swarm::coro<int> seven_after_a_timer(swarm::runtime::executor_type ex) {
+  asio::steady_timer t(ex, 20ms);
+  co_await t.async_wait(swarm::use_coro);
+  co_return 7;
+}
+
 swarm::coro<void> throws_logic() {
   throw std::logic_error("boom");
   co_return;
@@ -142,11 +149,7 @@ BOOST_AUTO_TEST_CASE(co_await_after_a_cancelled_async_wait) {
   swarm::runtime rt{2};
   int v = rt.block_on([&]() -> swarm::coro<int> {
     auto ex = rt.get_executor();
-    auto h = swarm::spawn(ex, [ex]() -> swarm::coro<int> {
-      asio::steady_timer t(ex, 20ms);
-      co_await t.async_wait(swarm::use_coro);
-      co_return 7;
-    });
+    auto h = swarm::spawn(ex, seven_after_a_timer(ex));
     using namespace asio::experimental::awaitable_operators;
     asio::steady_timer t(ex, 1ms);
     auto r = co_await (h.async_wait(asio::use_awaitable) || t.async_wait(asio::use_awaitable));
@@ -163,11 +166,7 @@ BOOST_AUTO_TEST_CASE(async_wait_with_use_coro_leaves_the_value_to_the_next_wait)
   swarm::runtime rt{2};
   int v = rt.block_on([&]() -> swarm::coro<int> {
     auto ex = rt.get_executor();
-    auto h = swarm::spawn(ex, [ex]() -> swarm::coro<int> {
-      asio::steady_timer t(ex, 20ms);
-      co_await t.async_wait(swarm::use_coro);
-      co_return 7;
-    });
+    auto h = swarm::spawn(ex, seven_after_a_timer(ex));
     auto waiter =
         swarm::spawn(ex, [&h]() -> swarm::coro<int> { co_return co_await h.async_wait(swarm::use_coro); });
     asio::steady_timer t(ex, 2ms);
