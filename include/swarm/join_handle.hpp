@@ -264,50 +264,60 @@ private:
     }
   };
 
+  // What ending the wait in flight leaves to do once the lock is released.
+  struct ended_wait {
+    explicit ended_wait(handler_type h) noexcept : handler(std::move(h)) {}
+
+    handler_type handler;
+    std::optional<std::pair<std::exception_ptr, V>> value; // empty: the wait gets none
+    bool release = false;                                  // give back the waits' work unit
+  };
+
+  // Ends the wait in flight. It takes the stashed value unless it was cancelled meanwhile
+  // or its delivery was dropped; then a newer wait, if any, is sent the value instead.
+  ended_wait end_inflight(bool dropped) {
+    std::unique_lock lock(mutex_);
+    // Moved by construction: Boost 1.81's any_completion_handler move assignment wraps the
+    // source in a new handler instead of taking it (it recursed without end here).
+    ended_wait e(std::move(*inflight_handler_));
+    inflight_handler_.reset();
+    inflight_gen_ = 0;
+    bool send = false;
+    if (!dropped && !inflight_cancelled_) {
+      e.value.emplace(std::move(*stash_));
+      stash_.reset();
+      taken_ = true;
+    } else {
+      send = !detached_ && prepare_delivery();
+    }
+    e.release = release_work_locked();
+    lock.unlock();
+    if (send)
+      send_delivery();
+    return e;
+  }
+
   // A delivery dropped unrun: its handler goes now, not with the waiter. It may own the
   // awaiting coroutine (an Asio coroutine's frames belong to the handler it waits on), whose
   // frame owns the join handle and so this waiter: kept here, neither would ever be freed.
   // Destroyed outside the lock, since the handle's reset takes it.
   void drop_inflight() noexcept {
-    std::unique_lock lock(mutex_);
-    handler_type h = std::move(*inflight_handler_); // a step exists only while one is in flight
-    inflight_handler_.reset();
-    inflight_gen_ = 0;
-    const bool send = !detached_ && prepare_delivery(); // to a newer wait, as decide() does
-    const bool release = release_work_locked();
-    lock.unlock();
-    if (send)
-      send_delivery();
-    h = nullptr; // destroyed before the work it stood for is given back
-    if (release)
+    ended_wait e = end_inflight(true);
+    e.handler = nullptr; // destroyed before the work it stood for is given back
+    if (e.release)
       core_->work_finished();
   }
 
   void decide() {
-    std::unique_lock lock(mutex_);
-    handler_type h = std::move(*inflight_handler_);
-    inflight_handler_.reset();
-    const bool cancelled = inflight_cancelled_;
-    inflight_gen_ = 0;
-    std::optional<std::pair<std::exception_ptr, V>> value;
-    if (!cancelled) {
-      value.emplace(std::move(*stash_));
-      stash_.reset();
-      taken_ = true;
-    }
-    const bool send = cancelled && !detached_ && prepare_delivery(); // to a newer wait
-    const bool release = release_work_locked();
-    lock.unlock();
-    if (send)
-      send_delivery();
+    ended_wait e = end_inflight(false);
     // The job running us is work until the handler returns.
-    if (release)
+    if (e.release)
       core_->work_finished();
-    if (value)
-      invoke_join_handler<T>(std::move(h), std::move(value->first), std::move(value->second));
+    if (e.value)
+      invoke_join_handler<T>(std::move(e.handler), std::move(e.value->first), std::move(e.value->second));
     else
       invoke_join_handler<T>(
-          std::move(h),
+          std::move(e.handler),
           std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)), V{});
   }
 
