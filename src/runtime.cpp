@@ -54,6 +54,8 @@ runtime_options options_for(int concurrency_hint) {
 // A current-thread runtime is the one scheduler with one worker and no LIFO slot; the
 // flavour itself (no owned threads) is enforced by start().
 runtime_options resolved(runtime_options o) {
+  if (o.poll_timing_interval == 0 || o.poll_timing_interval > (1u << 20))
+    throw std::invalid_argument("swarm::runtime: poll_timing_interval must be in [1, 1048576]");
   if (o.flavor == runtime_flavor::current_thread) {
     static_cast<scheduler_options&>(o) = current_thread_options(o);
   } else if (o.flavor != runtime_flavor::multi_thread) {
@@ -77,7 +79,7 @@ runtime::runtime(runtime_options options, resolved_tag)
       core_(*this, std::make_unique<detail::multi_thread::handle>(std::move(options), &driver_),
             &on_out_of_work) {
   // (options' own members survive the move of its scheduler_options base)
-  core_.scheduler().set_track_tasks(options.track_tasks);
+  core_.scheduler().set_track_tasks(options.track_tasks, options.poll_timing_interval);
   if (core_.scheduler().track_tasks())
     detail::stamp_clock::calibrate(); // once per process, about a millisecond
   boost::asio::add_service(*this, new detail::runtime_service(*this, this));
@@ -256,13 +258,14 @@ struct raw_task_record {
   detail::snapshot state;
   bool tracked = false;
   std::uint64_t polls = 0;
+  std::uint64_t timed_polls = 0;
   std::uint64_t busy_stamps = 0;
   std::uint64_t longest_poll_stamps = 0;
   std::uint64_t last_poll_stamps = 0;
-  std::uint64_t poll_started = 0;
-  std::uint64_t last_poll_ended = 0;
+  std::uint64_t stamp = 0; // task_stats::stamp
   detail::wait_kind waiting_on = detail::wait_kind::unknown;
   std::uint64_t wait_target = 0;
+  std::uint64_t wait_poll = 0;
 };
 
 raw_task_record read_task(detail::header* h) {
@@ -274,18 +277,19 @@ raw_task_record read_task(detail::header* h) {
   if (detail::task_extra* x = ident.extra) {
     r.name = x->name;
 #if SWARM_TASK_TRACKING
-    if (x->tracked) {
+    if (x->tracked()) {
       // Relaxed, as tracking.hpp says: each value is a statistic on its own.
       const detail::task_stats& st = x->stats;
       r.tracked = true;
       r.polls = st.polls.load(std::memory_order_relaxed);
+      r.timed_polls = st.timed_polls.load(std::memory_order_relaxed);
       r.busy_stamps = st.busy_stamps.load(std::memory_order_relaxed);
       r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
       r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
-      r.poll_started = st.poll_started.load(std::memory_order_relaxed);
-      r.last_poll_ended = st.last_poll_ended.load(std::memory_order_relaxed);
+      r.stamp = st.stamp.load(std::memory_order_relaxed);
       r.waiting_on = st.waiting_on.load(std::memory_order_relaxed);
       r.wait_target = st.wait_target.load(std::memory_order_relaxed);
+      r.wait_poll = st.wait_poll.load(std::memory_order_relaxed);
     }
 #endif
   }
@@ -329,18 +333,30 @@ task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, co
   if (!r.tracked)
     return t;
   t.poll_count = r.polls;
-  t.busy = c.span(r.busy_stamps);
+  t.timed_poll_count = r.timed_polls;
+  // Scaled from the timed polls to all (tracking.hpp); exact when every poll is timed.
+  if (r.timed_polls != 0)
+    t.busy = c.span(static_cast<std::uint64_t>(
+        static_cast<double>(r.busy_stamps) *
+        (static_cast<double>(std::max(r.polls, r.timed_polls)) / static_cast<double>(r.timed_polls))));
   t.longest_poll = c.span(r.longest_poll_stamps);
   // A task never polled has no stamp (a spawn takes none): zero. It is scheduled, running
   // its first poll or cancelled, never idle, and the lost-waker rule needs a poll anyway.
-  if (r.last_poll_ended != 0)
-    t.since_last_poll = c.since(r.last_poll_ended);
-  t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
-  if (t.waiting_on == task_wait_kind::join)
-    t.wait_target = task_id(r.wait_target);
-  // Long poll: the poll in progress, or the last one, ran longer than the threshold.
-  const bool in_poll = r.state.is_running() && r.poll_started != 0;
-  if ((in_poll && c.since(r.poll_started) > o.long_poll) || c.span(r.last_poll_stamps) > o.long_poll)
+  // Inside a poll, zero too.
+  const bool in_poll = (r.stamp & detail::task_stats::in_poll_bit) != 0;
+  const std::uint64_t stamp = r.stamp & ~detail::task_stats::in_poll_bit;
+  if (r.stamp != 0 && !in_poll)
+    t.since_last_poll = c.since(stamp);
+  // The wait noted by the current poll, or by the last one (tracking.hpp).
+  const std::uint64_t current_poll = in_poll ? r.polls : r.polls - 1;
+  if (r.stamp != 0 && r.wait_poll == current_poll) {
+    t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
+    if (t.waiting_on == task_wait_kind::join)
+      t.wait_target = task_id(r.wait_target);
+  }
+  // Long poll: the poll in progress, or the last timed one, ran longer than the threshold.
+  if ((in_poll && r.state.is_running() && c.since(stamp) > o.long_poll) ||
+      c.span(r.last_poll_stamps) > o.long_poll)
     t.warnings |= warn_long_poll;
   // Lost waker: idle (not running, complete, notified or cancelled), polled at least once,
   // idle past the threshold, and holding no reference beyond the owned list's and the join

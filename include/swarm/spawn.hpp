@@ -118,7 +118,7 @@ join_handle<R> spawn_task(context_core& core, F future, std::source_location loc
   const task_id id = task_id::next();
   // A task with no name on a runtime that does not track gets no task_extra in its cell.
   const task_extra_request extra{opts ? std::string_view(opts->name) : std::string_view(),
-                                 sched.track_tasks()};
+                                 sched.task_timing_interval()};
   bind_result<F, task_sched> b =
       sched.owned().bind(std::move(future), task_sched(&core), id, loc, sched.terminate_hook(),
                          std::forward<Init>(before_publish), extra.wanted() ? &extra : nullptr);

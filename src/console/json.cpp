@@ -105,6 +105,9 @@ void append_task(std::string& out, const task_snapshot& t) {
   key(out, "polls");
   append_int(out, t.poll_count);
   out += ',';
+  key(out, "timed_polls");
+  append_int(out, t.timed_poll_count);
+  out += ',';
   key(out, "busy_ns");
   append_ns(out, t.busy);
   out += ',';

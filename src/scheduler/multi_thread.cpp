@@ -1,6 +1,7 @@
 #include <swarm/scheduler/multi_thread.hpp>
 
 #include <swarm/task/cell_allocator.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -181,8 +182,16 @@ struct worker_loop {
     }
   }
 
-  void start_processing(core* c) noexcept { c->timing.begin(); }
-  void end_processing(core* c) noexcept { c->timing.end(stats()); }
+  // A batch boundary: the driver, a park or the drive's end follows or precedes, so the
+  // next tracked poll is timed (tracking.hpp, poll_sampler).
+  void start_processing(core* c) noexcept {
+    c->timing.begin();
+    poll_sampler::restart();
+  }
+  void end_processing(core* c) noexcept {
+    c->timing.end(stats());
+    poll_sampler::restart();
+  }
 
   void tune_global_queue_interval(core* c) noexcept {
     if (!c->tune_global_queue)

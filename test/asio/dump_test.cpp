@@ -15,6 +15,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <future>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -238,6 +240,116 @@ BOOST_AUTO_TEST_CASE(busy_time_and_long_poll_warning, *needs_stats()) {
   BOOST_TEST(t2->busy.count() == 0);
   BOOST_TEST(t2->poll_count == 0u);
   BOOST_TEST(t2->warnings == 0u);
+}
+
+// Poll times are sampled (runtime_options::poll_timing_interval): every poll is counted, one
+// in the interval per thread is timed, and busy time is scaled from the timed ones. A lone
+// task yielding on one worker: its polls follow each other in one batch, which ends only when
+// the driver is due (every event_interval ticks, or after fair_driver_latency of task time).
+BOOST_AUTO_TEST_CASE(sampled_poll_times_count_every_poll_and_time_one_in_the_interval, *needs_stats()) {
+  constexpr int polls = 200;
+  for (const std::uint32_t interval : {1u, 16u}) {
+    swarm::runtime_options o = tracked_options(1);
+    o.poll_timing_interval = interval;
+    dump_runtime s(o);
+    auto h = swarm::spawn(s.rt.get_executor(), []() -> swarm::coro<void> {
+      for (int i = 0; i < polls - 1; ++i) {
+        busy_for(std::chrono::microseconds(2));
+        co_await swarm::yield_now();
+      }
+      co_await wait_long();
+    });
+    auto t = wait_for_task(s.rt, h.id(), [](const swarm::task_snapshot& t) {
+      return t.poll_count == polls && t.state == swarm::task_run_state::idle;
+    });
+    BOOST_REQUIRE(t);
+    if (interval == 1) {
+      BOOST_TEST(t->timed_poll_count == t->poll_count);
+    } else {
+      // One in 16, and the first after each batch boundary.
+      BOOST_TEST(t->timed_poll_count >= std::uint64_t{polls / interval});
+      BOOST_TEST(t->timed_poll_count <= std::uint64_t{polls / interval + polls / 8});
+    }
+    // Scaled from the timed polls, each of which busy-waited 2 us but the last.
+    BOOST_TEST(t->busy >= std::chrono::microseconds(2 * polls) * 9 / 10);
+  }
+}
+
+// An untimed poll starts from the thread's last stamp, which precedes it: a poll that
+// blocks its thread is seen as long while it runs, though its own time is not measured.
+BOOST_AUTO_TEST_CASE(an_untimed_poll_that_blocks_is_seen_as_long_while_it_runs, *needs_stats()) {
+  swarm::runtime_options o = tracked_options(1);
+  o.poll_timing_interval = 1000;
+  o.dump.long_poll = std::chrono::milliseconds(5);
+  swarm::runtime rt(o);
+  auto first = swarm::spawn(rt.get_executor(), wait_long()); // timed: the drive's first poll
+  std::promise<void> started;
+  std::atomic<bool> release{false};
+  auto blocker = swarm::spawn(rt.get_executor(), [&]() -> swarm::coro<void> {
+    started.set_value();
+    for (int i = 0; i < 10'000 && !release.load(); ++i) // bounded: at most about 10 s
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    co_await wait_long();
+  });
+  std::thread driver([&] { rt.poll(); });
+  struct join_on_exit {
+    std::thread& t;
+    std::atomic<bool>& release;
+    ~join_on_exit() {
+      release = true;
+      if (t.joinable())
+        t.join();
+    }
+  } guard{driver, release};
+  auto f = started.get_future();
+  BOOST_REQUIRE(ready_in_time(f));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto t = find_task(rt.dump(), blocker.id());
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->state == swarm::task_run_state::running);
+  BOOST_TEST((t->warnings & swarm::warn_long_poll) != 0u);
+  release = true;
+  driver.join();
+  t = find_task(rt.dump(), blocker.id());
+  BOOST_REQUIRE(t);
+  BOOST_TEST(t->poll_count == 1u);
+  BOOST_TEST(t->timed_poll_count == 0u); // the second poll of the drive, interval 1000
+  BOOST_TEST(t->busy.count() == 0);
+  auto tf = find_task(rt.dump(), first.id());
+  BOOST_REQUIRE(tf);
+  BOOST_TEST(tf->timed_poll_count == 1u);
+}
+
+// Whatever runs on the thread between two polls restarts the sampler: the poll after a
+// handler is timed, since the thread's last stamp no longer bounds its start.
+BOOST_AUTO_TEST_CASE(a_handler_between_two_polls_makes_the_next_one_timed, *needs_stats()) {
+  swarm::runtime_options o = tracked_options(1);
+  o.poll_timing_interval = 1000;
+  swarm::runtime rt(o);
+  auto a = swarm::spawn(rt.get_executor(), wait_long());
+  auto b = swarm::spawn(rt.get_executor(), wait_long());
+  int ran = 0;
+  asio::post(rt.get_executor(), [&] { ++ran; });
+  auto c = swarm::spawn(rt.get_executor(), wait_long());
+  poll_until_quiet(rt);
+  BOOST_TEST(ran == 1);
+  const swarm::runtime_dump d = rt.dump();
+  BOOST_TEST(find_task(d, a.id())->timed_poll_count == 1u); // the drive's first poll
+  BOOST_TEST(find_task(d, b.id())->timed_poll_count == 0u); // 1 of 1000
+  BOOST_TEST(find_task(d, c.id())->timed_poll_count == 1u); // after the handler
+  for (const auto& id : {a.id(), b.id(), c.id()})
+    BOOST_TEST(find_task(d, id)->poll_count == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(poll_timing_interval_out_of_range_is_refused) {
+  for (const std::uint32_t bad : {0u, (1u << 20) + 1}) {
+    swarm::runtime_options o;
+    o.poll_timing_interval = bad;
+    BOOST_CHECK_THROW(swarm::runtime rt(o), std::invalid_argument);
+  }
+  swarm::runtime_options o;
+  o.poll_timing_interval = 1u << 20;
+  BOOST_CHECK_NO_THROW(swarm::runtime rt(o));
 }
 
 BOOST_AUTO_TEST_CASE(waits_on_a_join_a_join_set_and_an_operation, *needs_stats()) {

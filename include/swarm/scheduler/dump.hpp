@@ -48,9 +48,16 @@ struct task_snapshot {
   std::uint32_t spawn_line = 0;
   std::string spawn_function;
   std::uint64_t poll_count = 0;
-  std::chrono::nanoseconds busy{0};            // total time inside polls
-  std::chrono::nanoseconds since_last_poll{0}; // since the last poll ended; zero before the first
-  std::chrono::nanoseconds longest_poll{0};
+  // The polls whose time was measured (runtime_options::poll_timing_interval): one in that
+  // many per thread, and the first after the thread ran anything else.
+  std::uint64_t timed_poll_count = 0;
+  // Total time inside polls: the timed polls' sum, scaled by poll_count / timed_poll_count
+  // (exact when every poll is timed; zero while none is).
+  std::chrono::nanoseconds busy{0};
+  // Since the last poll ended; zero before the first. After an untimed poll it counts from
+  // the thread's last stamp before it, so it may be longer by the polls run in between.
+  std::chrono::nanoseconds since_last_poll{0};
+  std::chrono::nanoseconds longest_poll{0}; // of the timed polls
   task_wait_kind waiting_on = task_wait_kind::unknown;
   task_id wait_target; // the task a `join` waits for
   std::uint32_t warnings = 0;

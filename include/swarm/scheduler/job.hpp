@@ -10,6 +10,7 @@
 #include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/header.hpp>
 #include <swarm/task/raw_task.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <cstdlib>
 #include <exception>
@@ -53,6 +54,7 @@ struct job {
 
   // Runs the callable and frees the job. Per handler; hot.
   static void poll(header* h) {
+    poll_sampler::restart(); // a handler's time is no task's (tracking.hpp)
     job* j = from(h);
     Fn fn(std::move(j->fn));
     delete j;

@@ -132,10 +132,15 @@ public:
   }
   void run_spawn_hook(const task_meta& meta) const noexcept { call_task_hook(options_.on_task_spawn, meta); }
 
-  // Whether tasks spawned from now on keep statistics for dump(). Set before the first
-  // spawn (the runtime does so at construction).
-  bool track_tasks() const noexcept { return SWARM_TASK_TRACKING && track_tasks_; }
-  void set_track_tasks(bool on) noexcept { track_tasks_ = on; }
+  // Whether tasks spawned from now on keep statistics for dump(), and one poll in how many
+  // of theirs is timed (tracking.hpp, poll_sampler). Set before the first spawn (the runtime
+  // does so at construction).
+  bool track_tasks() const noexcept { return SWARM_TASK_TRACKING && timing_interval_ != 0; }
+  // What a tracked spawn puts in its task_extra: 0 when tasks are not tracked.
+  std::uint32_t task_timing_interval() const noexcept { return track_tasks() ? timing_interval_ : 0; }
+  void set_track_tasks(bool on, std::uint32_t timing_interval) noexcept {
+    timing_interval_ = on ? timing_interval : 0;
+  }
   // Tasks that threw after their join handle was dropped.
   failure_log& unobserved_failures() noexcept { return failures_; }
   const failure_log& unobserved_failures() const noexcept { return failures_; }
@@ -253,7 +258,7 @@ private:
   blocking_pool blocking_;
   std::atomic<std::uint64_t> remote_schedule_count_{0};
   std::atomic<bool> stopped_{false};
-  bool track_tasks_ = false;
+  std::uint32_t timing_interval_ = 0; // 0: tasks are not tracked
   failure_log failures_;
 
   std::mutex shutdown_mutex_;

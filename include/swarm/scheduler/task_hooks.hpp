@@ -9,6 +9,7 @@
 #include <swarm/task/owned_tasks.hpp>
 #include <swarm/task/swallowed_exception.hpp>
 #include <swarm/task/task.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <new>
 #include <source_location>
@@ -45,8 +46,10 @@ void run_with_poll_hooks(local_notified<S> t, const scheduler_options& o) {
     // Read before the poll: the cell may be gone after it.
     const task_meta meta = task_meta_of(t.get());
     call_task_hook(o.on_before_task_poll, meta);
+    poll_sampler::restart(); // user code ran since the last poll (tracking.hpp)
     std::move(t).run();
     call_task_hook(o.on_after_task_poll, meta);
+    poll_sampler::restart();
   } else {
     std::move(t).run();
   }

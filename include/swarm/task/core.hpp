@@ -275,7 +275,7 @@ struct cell {
     h->vtable = vt;
     try {
       if (extra)
-        ident.extra = ::new (p + layout::extra_offset) task_extra(extra->name, extra->tracked);
+        ident.extra = ::new (p + layout::extra_offset) task_extra(extra->name, extra->timing_interval);
       try {
         ::new (p + layout::scheduler_offset) S(std::move(s));
         try {

@@ -15,6 +15,7 @@
 #include <swarm/task/join_waker.hpp>
 #include <swarm/task/raw_task.hpp>
 #include <swarm/task/task.hpp>
+#include <swarm/task/tracking.hpp>
 
 #include <concepts>
 #include <exception>
@@ -164,8 +165,8 @@ private:
     maybe<outcome<output_type>> out;
     {
       current_task_id_guard guard(id);
-      // Null stats (no tracking) read no clock.
-      poll_tracking_scope tracking(ident.extra ? ident.extra->tracked_stats() : nullptr);
+      // An untracked task reads no clock.
+      poll_tracking_scope tracking(ident.extra);
       try {
         std::optional<output_type> r = st.future().poll(cx);
         if (!r)
@@ -247,6 +248,7 @@ private:
       } catch (...) {
         count_swallowed_exception(); // hooks.hpp: a hook's exception is swallowed
       }
+      poll_sampler::restart(); // user code ran between two polls
     }
     // The owner list hands back its reference, if it still held it.
     task<S> owned = cell_type::scheduler(h).release(raw_task(h));
