@@ -19,6 +19,8 @@
 // Prints CSV lines `runtime,shape,workers,value,unit`; unit is ns (one iteration of a shape,
 // or one operation of an op_* shape), allocs (operator new calls per operation, op_* shapes),
 // or bytes_per_task / ns for the scale shape.
+#include "skynet_swarm.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -439,22 +441,8 @@ void chained_spawn(const config& cfg) {
   });
 }
 
-// --- fork-join: skynet, 10 children per node, depth 6 (1 111 111 tasks) ----------------
-
-template <class Sys, class Ex>
-typename Sys::template co<long> skynet_swarm(Ex ex, long num, long size) {
-  if (size == 1)
-    co_return num;
-  std::vector<swarm::join_handle<long>> children;
-  children.reserve(10);
-  const long sub = size / 10;
-  for (long i = 0; i < 10; ++i)
-    children.push_back(swarm::spawn(ex, skynet_swarm<Sys>(ex, num + i * sub, sub)));
-  long sum = 0;
-  for (auto& c : children)
-    sum += co_await std::move(c);
-  co_return sum;
-}
+// --- fork-join: skynet, 10 children per node, depth 6 (1 111 111 tasks); swarm's side is in
+// skynet_swarm.hpp ----------------------------------------------------------------------
 
 // Asio's fork-join: the children as deferred co_spawns, launched and awaited as one group.
 template <class Ex>
@@ -489,7 +477,7 @@ void skynet(const config& cfg) {
     const auto t = clock_type::now();
     long sum;
     if constexpr (Sys::is_swarm)
-      sum = sys.template root<long>(skynet_swarm<Sys>(ex, 0, skynet_size), "skynet");
+      sum = sys.template root<long>(skynet_swarm<Sys::template co>(ex, 0, skynet_size), "skynet");
     else
       sum = sys.template root<long>(skynet_io(ex, 0, skynet_size), "skynet");
     const auto ns = ns_since(t);

@@ -13,6 +13,8 @@
 // yield_now (one task, 100 000 yields), skynet (100 000 leaves, 10 children per node).
 // Prints per shape the untracked and tracked medians and the paired ratios' median and
 // quartiles. Every wait is bounded (60 s); every loop is bounded in count.
+#include "skynet_swarm.hpp"
+
 #include <swarm/swarm.hpp>
 
 #include <boost/asio/use_future.hpp>
@@ -101,23 +103,9 @@ double yield_now(swarm::runtime& rt) {
          yield_ops;
 }
 
-swarm::coro<long> skynet_node(swarm::runtime::executor_type ex, long num, long size) {
-  if (size == 1)
-    co_return num;
-  std::vector<swarm::join_handle<long>> children;
-  children.reserve(10);
-  const long sub = size / 10;
-  for (long i = 0; i < 10; ++i)
-    children.push_back(swarm::spawn(ex, skynet_node(ex, num + i * sub, sub)));
-  long sum = 0;
-  for (auto& c : children)
-    sum += co_await c;
-  co_return sum;
-}
-
 double skynet(swarm::runtime& rt) {
   auto ex = rt.get_executor();
-  return timed_root(rt, skynet_node(ex, 0, 100'000), "skynet");
+  return timed_root(rt, skynet_swarm<swarm::coro>(ex, 0, 100'000), "skynet");
 }
 
 double run_shape(const std::string& s, swarm::runtime& rt) {
