@@ -341,6 +341,22 @@ BOOST_AUTO_TEST_CASE(a_handler_between_two_polls_makes_the_next_one_timed, *need
     BOOST_TEST(find_task(d, id)->poll_count == 1u);
 }
 
+// The same for a task hook: user code that runs between two polls.
+BOOST_AUTO_TEST_CASE(a_task_hook_makes_the_next_poll_timed, *needs_stats()) {
+  swarm::runtime_options o = tracked_options(1);
+  o.poll_timing_interval = 1000;
+  int hooked = 0;
+  o.on_before_task_poll = [&](const swarm::task_meta&) { ++hooked; };
+  swarm::runtime rt(o);
+  auto a = swarm::spawn(rt.get_executor(), wait_long());
+  auto b = swarm::spawn(rt.get_executor(), wait_long());
+  poll_until_quiet(rt);
+  BOOST_TEST(hooked == 2);
+  const swarm::runtime_dump d = rt.dump();
+  BOOST_TEST(find_task(d, a.id())->timed_poll_count == 1u);
+  BOOST_TEST(find_task(d, b.id())->timed_poll_count == 1u); // after the hook, not 1 of 1000
+}
+
 BOOST_AUTO_TEST_CASE(poll_timing_interval_out_of_range_is_refused) {
   for (const std::uint32_t bad : {0u, (1u << 20) + 1}) {
     swarm::runtime_options o;
