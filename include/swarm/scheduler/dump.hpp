@@ -54,8 +54,9 @@ struct task_snapshot {
   // Total time inside polls: the timed polls' sum, scaled by poll_count / timed_poll_count
   // (exact when every poll is timed; zero while none is).
   std::chrono::nanoseconds busy{0};
-  // Since the last poll ended; zero before the first. After an untimed poll it counts from
-  // the thread's last stamp before it, so it may be longer by the polls run in between.
+  // Since the last poll ended; zero before the first and during one. After an untimed poll it
+  // counts from the thread's last stamp before it, so it may be longer by the polls run in
+  // between.
   std::chrono::nanoseconds since_last_poll{0};
   std::chrono::nanoseconds longest_poll{0}; // of the timed polls
   task_wait_kind waiting_on = task_wait_kind::unknown;
