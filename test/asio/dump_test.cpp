@@ -315,6 +315,10 @@ BOOST_AUTO_TEST_CASE(an_untimed_poll_that_blocks_is_seen_as_long_while_it_runs, 
   BOOST_TEST(t->poll_count == 1u);
   BOOST_TEST(t->timed_poll_count == 0u); // the second poll of the drive, interval 1000
   BOOST_TEST(t->busy.count() == 0);
+  // Its end is the bound it started from, the end of the drive's first poll: about as old
+  // as the blocked poll, not a stamp from before the drive.
+  BOOST_TEST(t->since_last_poll >= std::chrono::milliseconds(20));
+  BOOST_TEST(t->since_last_poll < std::chrono::seconds(10));
   auto tf = find_task(rt.dump(), first.id());
   BOOST_REQUIRE(tf);
   BOOST_TEST(tf->timed_poll_count == 1u);
