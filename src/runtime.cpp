@@ -263,9 +263,8 @@ struct raw_task_record {
   std::uint64_t longest_poll_stamps = 0;
   std::uint64_t last_poll_stamps = 0;
   std::uint64_t stamp = 0; // task_stats::stamp
-  detail::wait_kind waiting_on = detail::wait_kind::unknown;
-  std::uint64_t wait_target = 0;
-  std::uint64_t wait_poll = 0;
+  std::uint64_t wait = 0;  // task_stats::wait
+  std::uint32_t wait_poll = 0; // task_stats::wait_poll
 };
 
 raw_task_record read_task(detail::header* h) {
@@ -275,7 +274,7 @@ raw_task_record read_task(detail::header* h) {
   r.location = ident.location;
   r.state = h->state.load();
   if (detail::task_extra* x = ident.extra) {
-    r.name = x->name;
+    r.name = x->name.view();
 #if SWARM_TASK_TRACKING
     if (x->tracked()) {
       // Relaxed, as tracking.hpp says: each value is a statistic on its own.
@@ -287,8 +286,7 @@ raw_task_record read_task(detail::header* h) {
       r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
       r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
       r.stamp = st.stamp.load(std::memory_order_relaxed);
-      r.waiting_on = st.waiting_on.load(std::memory_order_relaxed);
-      r.wait_target = st.wait_target.load(std::memory_order_relaxed);
+      r.wait = st.wait.load(std::memory_order_relaxed);
       r.wait_poll = st.wait_poll.load(std::memory_order_relaxed);
     }
 #endif
@@ -349,10 +347,10 @@ task_snapshot format_task(const raw_task_record& r, const stamp_converter& c, co
     t.since_last_poll = c.since(stamp);
   // The wait noted by the current poll, or by the last one (tracking.hpp).
   const std::uint64_t current_poll = in_poll ? r.polls : r.polls - 1;
-  if (r.stamp != 0 && r.wait_poll == current_poll) {
-    t.waiting_on = static_cast<task_wait_kind>(r.waiting_on);
+  if (r.stamp != 0 && r.wait_poll == static_cast<std::uint32_t>(current_poll)) {
+    t.waiting_on = static_cast<task_wait_kind>(detail::task_stats::wait_kind_of(r.wait));
     if (t.waiting_on == task_wait_kind::join)
-      t.wait_target = task_id(r.wait_target);
+      t.wait_target = task_id(detail::task_stats::wait_target_of(r.wait));
   }
   // Long poll: the poll in progress, or the last timed one, ran longer than the threshold.
   if ((in_poll && r.state.is_running() && c.since(stamp) > o.long_poll) ||

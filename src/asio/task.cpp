@@ -139,7 +139,7 @@ void task_sched::record_unobserved_failure(header* h, const std::exception_ptr& 
   unobserved_failure f;
   f.id = ident.id;
   if (ident.extra)
-    f.name = ident.extra->name;
+    f.name = ident.extra->name.view();
   f.spawn_file = ident.location.file_name();
   f.spawn_line = ident.location.line();
   try {

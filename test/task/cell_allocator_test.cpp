@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -254,6 +255,9 @@ BOOST_FIXTURE_TEST_CASE(a_cached_cell_is_poisoned_until_it_is_handed_out_again, 
 BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
   using layout = sd::cell<pending_forever, noop_scheduler>::layout;
   static_assert(layout::size_with_extra <= limits::max_size); // else the cache is not used
+  // The extra starts where the trailer ends (not at the rounded `size`) and is 72 bytes.
+  static_assert(layout::extra_offset == layout::trailer_offset + sizeof(sd::trailer));
+  static_assert(sizeof(sd::task_extra) <= 72);
   const auto cached_blocks = [] {
     std::size_t n = 0;
     for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
@@ -269,7 +273,7 @@ BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
     sd::task_extra* x = sd::identity_of(h).extra;
     BOOST_REQUIRE(x);
     BOOST_TEST(reinterpret_cast<char*>(x) == reinterpret_cast<char*>(h) + layout::extra_offset);
-    BOOST_TEST(x->name == "named");
+    BOOST_TEST(x->name.view() == "named");
     BOOST_TEST(x->tracked());
 #if SWARM_TASK_TRACKING
     BOOST_TEST(x->stats.stamp.load() == 0u); // 0: never polled
@@ -289,6 +293,15 @@ BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
     BOOST_TEST(cached_blocks() == 1u);
     BOOST_TEST(cell_cache_stats::cached_on_this_thread(layout::size) == 1u);
   }
+}
+
+// A name is kept byte for byte (embedded NULs, any length), and an empty one costs no block.
+BOOST_AUTO_TEST_CASE(a_task_name_keeps_its_bytes) {
+  BOOST_TEST(sd::task_name("").view().empty());
+  const std::string with_nul("a\0b", 3);
+  BOOST_TEST(sd::task_name(with_nul).view() == with_nul);
+  const std::string longer(1000, 'x');
+  BOOST_TEST(sd::task_name(longer).view() == longer);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -232,8 +232,10 @@ struct cell_layout {
   static constexpr std::size_t alignment = std::max({cell_block_alignment, alignof(S), alignof(stage<F>)});
   static constexpr std::size_t size = round_up(trailer_offset + sizeof(trailer), alignment);
   // A named or tracked task's task_extra follows the trailer in the same block: a spawn
-  // draws one block from the cache, not two, and the stats sit next to the cell's tail.
-  static constexpr std::size_t extra_offset = round_up(size, alignof(task_extra));
+  // draws one block from the cache, not two, and the stats sit next to the cell's tail. It
+  // starts where the trailer ends, not at `size`, so that it may use the untracked cell's
+  // rounding (a cell of swarm::coro: 248 + 72 bytes, 320 in all, one size class up).
+  static constexpr std::size_t extra_offset = round_up(trailer_offset + sizeof(trailer), alignof(task_extra));
   static constexpr std::size_t size_with_extra = round_up(extra_offset + sizeof(task_extra), alignment);
   static_assert(offsetof(task_identity, id) == 0);
 };

@@ -12,8 +12,8 @@
 // Poll times are sampled: every poll is counted, and one in `interval` on each thread is
 // timed with two clock reads (poll_sampler below); busy time is scaled up from the timed
 // polls. On the VMs swarm is measured on, timing every poll of 100 ns made tracking cost 8-13 %
-// of it, mostly the TSC read after the poll; one poll in 16, 4-8 % (doc/design.md, "Task
-// dump"). interval 1 times every poll (runtime_options::poll_timing_interval).
+// of it, mostly the TSC read after the poll (doc/design.md, "Task dump"). interval 1 times
+// every poll (runtime_options::poll_timing_interval).
 //
 // SWARM_TASK_TRACKING=0 compiles the statistics out: no clock read, no stats member.
 #pragma once
@@ -24,6 +24,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <string_view>
@@ -79,8 +81,20 @@ struct stamp_clock {
 // Durations come from timed polls only (poll_sampler): busy_stamps sums them, and dump() scales
 // it by polls / timed_polls. An untimed poll's start and end are the thread's last stamp
 // (poll_sampler::last_stamp), which precedes them: an early bound, so a poll in progress never
-// looks shorter than it is. What an untimed poll writes is `stamp` twice and `polls`.
+// looks shorter than it is. What an untimed poll reads and writes is the first 24 bytes.
+//
+// 64 bytes, so that with the name's pointer a tracked task's cell grows by 72 bytes: every
+// spawn and every cell in memory pays them (a tracked skynet ran 5-10 % slower with 112).
 struct task_stats {
+  explicit task_stats(std::uint32_t interval) noexcept : timing_interval(interval) {}
+
+  // One poll in this many is timed, per thread (poll_sampler); 0: the task is not tracked and
+  // the other fields stay 0.
+  const std::uint32_t timing_interval;
+  // What the task waits on (`wait`) was noted during the poll whose number has these low 32
+  // bits (0 for the first poll): it holds while that poll is the task's current or last one,
+  // so no poll has to clear it. A note 2^32 polls old with none since would pass for current.
+  std::atomic<std::uint32_t> wait_poll{0};
   std::atomic<std::uint64_t> polls{0};
   // Inside a poll: its start with the low bit set; after one: its end with the low bit clear;
   // 0: never polled (no stamp is taken at spawn). The bit costs a stamp's last tick.
@@ -89,15 +103,15 @@ struct task_stats {
   std::atomic<std::uint64_t> busy_stamps{0};         // timed polls only
   std::atomic<std::uint64_t> longest_poll_stamps{0}; // of the timed polls
   std::atomic<std::uint64_t> last_poll_stamps{0};    // the last timed poll's
-  // What the task waits on, noted during the poll numbered wait_poll (0 for the first): it
-  // holds while that poll is the task's current or last one, so no poll has to clear it.
-  std::atomic<std::uint64_t> wait_target{0};
-  std::atomic<std::uint64_t> wait_poll{0};
-  std::atomic<wait_kind> waiting_on{wait_kind::unknown};
+  // The wait_kind in the top 8 bits, the task waited for (a join's) below: task ids count
+  // from 1 and never reach 2^56.
+  std::atomic<std::uint64_t> wait{0};
 
   static constexpr std::uint64_t in_poll_bit = 1;
+  static constexpr unsigned wait_kind_shift = 56;
+  static constexpr std::uint64_t wait_target_mask = (std::uint64_t(1) << wait_kind_shift) - 1;
 
-  void begin_poll(std::uint64_t start) noexcept {
+  [[gnu::always_inline]] void begin_poll(std::uint64_t start) noexcept {
     stamp.store(start | in_poll_bit, std::memory_order_relaxed);
   }
   // `start` is what begin_poll was given.
@@ -110,37 +124,79 @@ struct task_stats {
       longest_poll_stamps.store(d, std::memory_order_relaxed);
     end_poll(now);
   }
-  void end_poll(std::uint64_t ended) noexcept {
+  [[gnu::always_inline]] void end_poll(std::uint64_t ended) noexcept {
     polls.store(polls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     stamp.store(ended & ~in_poll_bit, std::memory_order_relaxed);
   }
   // Called by the polling thread during a poll.
   void set_wait(wait_kind k, std::uint64_t target) noexcept {
-    wait_target.store(target, std::memory_order_relaxed);
-    waiting_on.store(k, std::memory_order_relaxed);
-    wait_poll.store(polls.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    wait.store((std::uint64_t(k) << wait_kind_shift) | (target & wait_target_mask),
+               std::memory_order_relaxed);
+    wait_poll.store(static_cast<std::uint32_t>(polls.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
   }
   // During a poll: whether set_wait was called in it.
   bool wait_noted_in_this_poll() const noexcept {
-    return wait_poll.load(std::memory_order_relaxed) == polls.load(std::memory_order_relaxed) &&
-           waiting_on.load(std::memory_order_relaxed) != wait_kind::unknown;
+    return wait_poll.load(std::memory_order_relaxed) ==
+               static_cast<std::uint32_t>(polls.load(std::memory_order_relaxed)) &&
+           wait_kind_of(wait.load(std::memory_order_relaxed)) != wait_kind::unknown;
   }
+  static wait_kind wait_kind_of(std::uint64_t w) noexcept {
+    return static_cast<wait_kind>(w >> wait_kind_shift);
+  }
+  static std::uint64_t wait_target_of(std::uint64_t w) noexcept { return w & wait_target_mask; }
+};
+static_assert(sizeof(task_stats) == 64);
+
+// A task's name: null when empty, else one heap block (the length, then the bytes), so that
+// it costs a tracked task's cell one pointer. Named spawns are few; they pay the allocation.
+class task_name {
+public:
+  explicit task_name(std::string_view n) {
+    if (n.empty())
+      return;
+    block_.reset(new char[sizeof(std::size_t) + n.size()]);
+    const std::size_t size = n.size();
+    std::memcpy(block_.get(), &size, sizeof size);
+    std::memcpy(block_.get() + sizeof size, n.data(), size);
+  }
+
+  std::string_view view() const noexcept {
+    if (!block_)
+      return {};
+    std::size_t size;
+    std::memcpy(&size, block_.get(), sizeof size);
+    return {block_.get() + sizeof size, size};
+  }
+
+private:
+  std::unique_ptr<char[]> block_;
 };
 
 // Built in the cell only for a task spawned with a name or on a runtime that tracks tasks;
-// destroyed with the cell. Immutable after spawn except for the stats. The stats come first:
-// they are what each poll of a tracked task touches.
+// destroyed with the cell. Immutable after spawn except for the stats, whose first line is
+// what each poll of a tracked task reads and writes.
 struct task_extra {
-  task_extra(std::string_view n, std::uint32_t interval) : timing_interval(interval), name(n) {}
+  task_extra(std::string_view n, [[maybe_unused]] std::uint32_t interval)
+      :
+#if SWARM_TASK_TRACKING
+        stats(interval),
+#endif
+        name(n) {
+  }
 
 #if SWARM_TASK_TRACKING
   task_stats stats;
 #endif
-  // One poll in this many is timed, per thread (poll_sampler); 0: the stats are not kept.
-  std::uint32_t timing_interval = 0;
-  std::string name;
+  task_name name;
 
-  bool tracked() const noexcept { return SWARM_TASK_TRACKING && timing_interval != 0; }
+  bool tracked() const noexcept {
+#if SWARM_TASK_TRACKING
+    return stats.timing_interval != 0;
+#else
+    return false;
+#endif
+  }
 };
 
 // What a spawn asks for beyond the task itself; the spawn passes none (null) when the task
@@ -184,58 +240,70 @@ inline void poll_sampler::restart() noexcept {
 // Brackets one poll of a task (extra may be null). For a tracked task it installs the stats as
 // this_thread_task_stats for the poll, puts back what was there when the poll ends, and
 // records the poll; for any other it reads no clock and restarts the thread's sampler.
+//
+// Inlined into every poll, so the untimed path is kept short: it counts the poll and writes
+// the stamp twice, from the thread's last stamp (31 instructions a poll under Cachegrind,
+// 8 for an untracked task); the timed path, one poll in the interval, is out of line.
 class poll_tracking_scope {
 public:
-  // Small, so that it inlines into every poll: an untracked task pays a test and a store.
-  explicit poll_tracking_scope(task_extra* x) noexcept {
+  [[gnu::always_inline]] explicit poll_tracking_scope(task_extra* x) noexcept {
 #if SWARM_TASK_TRACKING
     if (x && x->tracked())
-      begin(x->stats, x->timing_interval);
+      begin(*x);
     else
       poll_sampler::restart();
 #else
     (void)x;
 #endif
   }
-  ~poll_tracking_scope() {
+  [[gnu::always_inline]] ~poll_tracking_scope() {
 #if SWARM_TASK_TRACKING
-    if (stats_)
-      end();
+    if (!stats_)
+      return;
+    if (timed_start_ != 0) [[unlikely]] {
+      end_timed(*stats_, timed_start_);
+    } else {
+      // The thread's last stamp again: a nested timed poll may have moved it, still no later
+      // than now.
+      stats_->end_poll(this_thread_poll_sampler.last_stamp);
+    }
+    this_thread_task_stats = prev_;
 #endif
   }
   poll_tracking_scope(const poll_tracking_scope&) = delete;
   poll_tracking_scope& operator=(const poll_tracking_scope&) = delete;
 
 private:
-  void begin(task_stats& s, std::uint32_t interval) noexcept {
-    stats_ = &s;
+#if SWARM_TASK_TRACKING
+  [[gnu::always_inline]] void begin(task_extra& x) noexcept {
+    stats_ = &x.stats;
     prev_ = std::exchange(this_thread_task_stats, stats_);
     poll_sampler& ps = this_thread_poll_sampler;
-    if (ps.untimed_left == 0 || prev_ || interval == 1) {
-      timed_ = true;
-      ps.untimed_left = interval - 1;
-      start_ = stamp_now();
+    const std::uint32_t left = ps.untimed_left;
+    if ((left == 0) | (prev_ != nullptr) | (stats_->timing_interval == 1)) [[unlikely]] {
+      timed_start_ = begin_timed(*stats_, stats_->timing_interval);
     } else {
-      --ps.untimed_left;
-      start_ = ps.last_stamp;
+      ps.untimed_left = left - 1;
+      stats_->begin_poll(ps.last_stamp);
     }
-    s.begin_poll(start_);
   }
-  void end() noexcept {
-    if (timed_) {
-      const std::uint64_t now = stamp_now();
-      stats_->end_timed_poll(start_, now);
-      this_thread_poll_sampler.last_stamp = now;
-    } else {
-      stats_->end_poll(start_);
-    }
-    this_thread_task_stats = prev_;
+  // Returns the poll's start: never 0, since both clocks count from the machine's boot.
+  [[gnu::noinline]] static std::uint64_t begin_timed(task_stats& s, std::uint32_t interval) noexcept {
+    this_thread_poll_sampler.untimed_left = interval - 1;
+    const std::uint64_t start = stamp_now();
+    s.begin_poll(start);
+    return start;
   }
+  [[gnu::noinline]] static void end_timed(task_stats& s, std::uint64_t start) noexcept {
+    const std::uint64_t now = stamp_now();
+    s.end_timed_poll(start, now);
+    this_thread_poll_sampler.last_stamp = now;
+  }
+#endif
 
   task_stats* stats_ = nullptr;
   task_stats* prev_ = nullptr;
-  std::uint64_t start_ = 0;
-  bool timed_ = false;
+  std::uint64_t timed_start_ = 0; // 0: an untimed poll
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
