@@ -9,6 +9,7 @@
 //   public_shapes [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b]
 //                 [--runtimes swarm_coro,swarm,io_context]
 //   public_shapes --scale swarm_coro|swarm|io_context [--workers N] [--tasks T]
+//   public_shapes --track-ab R [--workers N] [--iters K] [--warmup-ms M] [--shapes a,b]
 //
 // Shapes named ct_* run on one thread with no worker threads: swarm's current-thread flavour
 // driven by block_on, an io_context(1) run by the bench thread, Tokio's current-thread runtime
@@ -19,6 +20,13 @@
 // Prints CSV lines `runtime,shape,workers,value,unit`; unit is ns (one iteration of a shape,
 // or one operation of an op_* shape), allocs (operator new calls per operation, op_* shapes),
 // or bytes_per_task / ns for the scale shape.
+//
+// --track-ab R measures what task tracking (runtime_options::track_tasks, for runtime::dump())
+// costs on these shapes, swarm_coro only, in one process: R rounds, each running every shape
+// once untracked and once tracked, in alternating order; a run's value is the median of its
+// K iterations, a round's ratio is tracked / untracked. Prints per shape the medians and the
+// ratios' median and quartiles, then the geometric mean of the shapes' median ratios. Two
+// processes of this program differ by more than tracking costs (bench/README.md).
 #include "skynet_swarm.hpp"
 
 #include <swarm/swarm.hpp>
@@ -37,8 +45,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -119,6 +129,11 @@ struct config {
   int warmup_ms = 200;
 };
 
+// --track-ab: whether swarm's runtimes track tasks (-1: as SWARM_BENCH_TRACK_TASKS says), and
+// where measure() puts its iterations' times instead of printing them (null: print).
+int track_tasks_override = -1;
+std::vector<std::int64_t>* samples = nullptr;
+
 // Busy-waits 10 us, yielding the thread in the loop (as Tokio's bench does).
 void stall() {
   const auto t = clock_type::now();
@@ -148,6 +163,10 @@ void measure(const config& cfg, const char* rt_name, const char* shape, int work
     iteration();
   for (int i = 0; i < cfg.iters; ++i) {
     const std::int64_t ns = iteration();
+    if (samples) {
+      samples->push_back(ns);
+      continue;
+    }
     std::printf("%s,%s,%d,%lld,ns\n", rt_name, shape, workers, static_cast<long long>(ns));
     std::fflush(stdout);
   }
@@ -177,7 +196,9 @@ struct swarm_sys {
       o.flavor = swarm::runtime_flavor::current_thread;
     // SWARM_BENCH_TRACK_TASKS=1: per-task statistics on, to measure what runtime::dump()'s
     // tracking costs (bench/README.md).
-    if (const char* t = std::getenv("SWARM_BENCH_TRACK_TASKS"))
+    if (track_tasks_override >= 0)
+      o.track_tasks = track_tasks_override == 1;
+    else if (const char* t = std::getenv("SWARM_BENCH_TRACK_TASKS"))
       o.track_tasks = std::strcmp(t, "1") == 0;
     rt = std::make_unique<swarm::runtime>(o);
     if (!driven)
@@ -513,6 +534,8 @@ void per_op(const config& cfg, const char* shape, Body body) {
   };
   measure(cfg, Sys::name, shape, 1, [&] { return batch(op_batch) / op_batch; });
   if constexpr (Sys::is_swarm) {
+    if (samples)
+      return; // --track-ab: times only
     // Count a batch of n against a batch of 2n so that the root task's own allocations cancel.
     auto count = [&](int n) {
       alloc_count = 0;
@@ -769,6 +792,54 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+template <class T>
+T median_of(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// --track-ab: see the top of this file.
+void track_ab(const config& cfg, const std::vector<std::string>& shapes, int rounds) {
+  std::printf("track-ab: %d rounds, %d workers, %d iterations a run; ratio = tracked / untracked\n", rounds,
+              cfg.workers, cfg.iters);
+  std::printf("%-26s %14s %14s %8s %15s\n", "shape", "untracked ns", "tracked ns", "ratio", "ratio q1-q3");
+  double log_sum = 0;
+  int counted = 0;
+  for (const std::string& shape : shapes) {
+    std::vector<double> runs[2], ratios;
+    for (int k = 0; k < rounds; ++k) {
+      double round[2];
+      for (int j = 0; j < 2; ++j) {
+        const int tracked = (k + j) % 2;
+        std::vector<std::int64_t> v;
+        samples = &v;
+        track_tasks_override = tracked;
+        run_shape<coro_sys>(cfg, shape);
+        samples = nullptr;
+        if (v.empty())
+          break; // a shape swarm_coro does not run
+        round[tracked] = static_cast<double>(median_of(v));
+        runs[tracked].push_back(round[tracked]);
+      }
+      if (runs[0].size() != static_cast<std::size_t>(k + 1) ||
+          runs[1].size() != static_cast<std::size_t>(k + 1))
+        break;
+      ratios.push_back(round[1] / round[0]);
+    }
+    if (ratios.empty())
+      continue;
+    std::sort(ratios.begin(), ratios.end());
+    const double r = ratios[ratios.size() / 2];
+    std::printf("%-26s %14.0f %14.0f %8.3f %7.3f-%.3f\n", shape.c_str(), median_of(runs[0]),
+                median_of(runs[1]), r, ratios[ratios.size() / 4], ratios[ratios.size() * 3 / 4]);
+    std::fflush(stdout);
+    log_sum += std::log(r);
+    ++counted;
+  }
+  if (counted != 0)
+    std::printf("geometric mean of the %d shapes' ratios: %.3f\n", counted, std::exp(log_sum / counted));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -780,6 +851,7 @@ int main(int argc, char** argv) {
   std::string runtimes = "swarm_coro,swarm,io_context";
   std::string scale_rt;
   int tasks = 1'000'000;
+  int ab_rounds = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -801,14 +873,20 @@ int main(int argc, char** argv) {
       scale_rt = v;
     else if (a == "--tasks")
       tasks = std::atoi(v);
+    else if (a == "--track-ab")
+      ab_rounds = std::atoi(v);
     else {
       std::fprintf(stderr, "public_shapes: unknown argument %s\n", a.c_str());
       return 2;
     }
     ++i;
   }
-  if (cfg.workers < 1 || cfg.iters < 1 || tasks < 1)
+  if (cfg.workers < 1 || cfg.iters < 1 || tasks < 1 || ab_rounds < 0)
     return 2;
+  if (ab_rounds > 0) {
+    track_ab(cfg, split(shapes), ab_rounds);
+    return 0;
+  }
   if (!scale_rt.empty()) {
     if (scale_rt == "swarm_coro")
       scale<coro_sys>(cfg.workers, tasks);

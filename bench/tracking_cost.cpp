@@ -10,7 +10,9 @@
 //
 // Shapes, written as a user writes them with swarm::coro: yield_many (200 tasks x 1 000
 // yield_now), spawn_await (20 000 sequential spawn + co_await of a task returning an int),
-// yield_now (one task, 100 000 yields), skynet (100 000 leaves, 10 children per node).
+// yield_now (one task, 100 000 yields), skynet (100 000 leaves, 10 children per node),
+// chained_spawn (1 000 detached tasks, each spawning the next), spawn_many (10 000 detached
+// callables spawned from the bench thread).
 // Prints per shape the untracked and tracked medians and the paired ratios' median and
 // quartiles. Every wait is bounded (60 s); every loop is bounded in count.
 #include "skynet_swarm.hpp"
@@ -20,12 +22,14 @@
 #include <boost/asio/use_future.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -103,6 +107,43 @@ double yield_now(swarm::runtime& rt) {
          yield_ops;
 }
 
+// A chain of 1 000 detached tasks, each spawning the next (public_shapes' chained_spawn).
+void chain_link(const swarm::runtime::executor_type& ex, int n, std::shared_ptr<std::promise<void>> done) {
+  swarm::spawn(ex, [ex, n, done = std::move(done)]() mutable -> swarm::coro<void> {
+    if (n == 0)
+      done->set_value();
+    else
+      chain_link(ex, n - 1, std::move(done));
+    co_return;
+  });
+}
+
+double chained_spawn(swarm::runtime& rt) {
+  const auto t = clock_type::now();
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  chain_link(rt.get_executor(), 1'000, std::move(done));
+  get_bounded(f, "chained_spawn");
+  return ns_since(t);
+}
+
+// 10 000 detached callables spawned from the bench thread (public_shapes' spawn_many_local).
+double spawn_many(swarm::runtime& rt) {
+  constexpr int n = 10'000;
+  const auto t = clock_type::now();
+  std::atomic<int> left{n};
+  std::promise<void> done;
+  auto f = done.get_future();
+  auto ex = rt.get_executor();
+  for (int i = 0; i < n; ++i)
+    swarm::spawn(ex, [&left, &done] {
+      if (left.fetch_sub(1, std::memory_order_relaxed) == 1)
+        done.set_value();
+    });
+  get_bounded(f, "spawn_many");
+  return ns_since(t);
+}
+
 double skynet(swarm::runtime& rt) {
   auto ex = rt.get_executor();
   return timed_root(rt, skynet_swarm<swarm::coro>(ex, 0, 100'000), "skynet");
@@ -115,6 +156,10 @@ double run_shape(const std::string& s, swarm::runtime& rt) {
     return spawn_await(rt);
   if (s == "yield_now")
     return yield_now(rt);
+  if (s == "chained_spawn")
+    return chained_spawn(rt);
+  if (s == "spawn_many")
+    return spawn_many(rt);
   return skynet(rt);
 }
 
@@ -124,7 +169,7 @@ double at(const std::vector<double>& sorted, double q) {
 
 [[noreturn]] void usage() {
   std::fputs("usage: tracking_cost [--rounds R] [--interval N] [--workers W] [--untracked-both] "
-             "[yield_many|spawn_await|yield_now|skynet ...]\n",
+             "[yield_many|spawn_await|yield_now|skynet|chained_spawn|spawn_many ...]\n",
              stderr);
   std::exit(2);
 }
@@ -152,13 +197,14 @@ int main(int argc, char** argv) {
       workers = static_cast<std::size_t>(std::clamp(value(), 1L, 256L));
     else if (a == "--untracked-both")
       both_untracked = true;
-    else if (a == "yield_many" || a == "spawn_await" || a == "yield_now" || a == "skynet")
+    else if (a == "yield_many" || a == "spawn_await" || a == "yield_now" || a == "skynet" ||
+             a == "chained_spawn" || a == "spawn_many")
       shapes.push_back(a);
     else
       usage();
   }
   if (shapes.empty())
-    shapes = {"yield_many", "spawn_await", "yield_now", "skynet"};
+    shapes = {"yield_many", "spawn_await", "yield_now", "skynet", "chained_spawn", "spawn_many"};
 
   swarm::runtime_options o;
   o.worker_threads = workers;
@@ -191,7 +237,7 @@ int main(int argc, char** argv) {
 
   std::printf("tracking_cost: %d rounds, %zu workers, poll_timing_interval %u%s\n", rounds, workers, interval,
               both_untracked ? ", both runtimes untracked (A/A)" : "");
-  std::printf("%-12s %14s %14s %9s %17s\n", "shape", "untracked", "tracked", "ratio", "ratio q1-q3");
+  std::printf("%-13s %14s %14s %9s %17s\n", "shape", "untracked", "tracked", "ratio", "ratio q1-q3");
   for (const auto& s : shapes) {
     std::vector<double> ratios;
     for (std::size_t k = 0; k < times[0][s].size(); ++k)
@@ -201,7 +247,7 @@ int main(int argc, char** argv) {
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
     const char* unit = s == "spawn_await" || s == "yield_now" ? "ns/op" : "ns";
-    std::printf("%-12s %8.0f %5s %8.0f %5s %9.3f %8.3f-%.3f\n", s.c_str(), at(a, 0.5), unit, at(b, 0.5), unit,
+    std::printf("%-13s %8.0f %5s %8.0f %5s %9.3f %8.3f-%.3f\n", s.c_str(), at(a, 0.5), unit, at(b, 0.5), unit,
                 at(ratios, 0.5), at(ratios, 0.25), at(ratios, 0.75));
   }
 }
