@@ -295,7 +295,7 @@ BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
   }
 }
 
-// A name is kept byte for byte (embedded NULs, any length), and an empty one costs no block.
+// A name is kept byte for byte (embedded NULs, any length); an empty one reads back empty.
 BOOST_AUTO_TEST_CASE(a_task_name_keeps_its_bytes) {
   BOOST_TEST(sd::task_name("").view().empty());
   const std::string with_nul("a\0b", 3);

@@ -83,8 +83,9 @@ struct stamp_clock {
 // (poll_sampler::last_stamp), which precedes them: an early bound, so a poll in progress never
 // looks shorter than it is. What an untimed poll reads and writes is the first 24 bytes.
 //
-// 64 bytes, so that with the name's pointer a tracked task's cell grows by 72 bytes: every
-// spawn and every cell in memory pays them (a tracked skynet ran 5-10 % slower with 112).
+// 64 bytes, so that with the name's pointer a tracked task's cell grows by 72 bytes, one
+// line: what spawn-bound shapes pay for tracking is mostly that growth (skynet tracked cost
+// nothing beside untracked cells made as large, doc/design.md "Task dump").
 struct task_stats {
   explicit task_stats(std::uint32_t interval) noexcept : timing_interval(interval) {}
 
