@@ -60,9 +60,10 @@ struct runtime_options : scheduler_options {
   bool track_tasks = false;
   // With track_tasks, one poll in this many on each thread is timed (two clock reads) and a
   // task's busy time is scaled from its timed polls; the others are counted, and their start
-  // and end are an early bound. On the 2-vCPU VMs swarm is measured on, tracking costs 4-8 %
-  // of a 100 ns poll with 16, 11-15 % with 1, which times every poll (doc/design.md "Task
-  // dump"). In [1, 1048576], else the constructor throws std::invalid_argument.
+  // and end are an early bound. On the 2-vCPU VMs swarm is measured on, tracking costs 3-5 %
+  // of a 100 ns poll with 16 and more with 1, which times every poll; spawn-bound work up
+  // to 18 %, mostly for the tracked cell's extra cache line (doc/design.md "Task dump"). In
+  // [1, 1048576], else the constructor throws std::invalid_argument.
   std::uint32_t poll_timing_interval = 16;
   // When dump()'s warnings fire.
   dump_options dump;
