@@ -27,6 +27,8 @@
 // K iterations, a round's ratio is tracked / untracked. Prints per shape the medians and the
 // ratios' median and quartiles, then the geometric mean of the shapes' median ratios. Two
 // processes of this program differ by more than tracking costs (bench/README.md).
+#include "detached_shapes.hpp"
+#include "quantile.hpp"
 #include "skynet_swarm.hpp"
 
 #include <swarm/swarm.hpp>
@@ -290,12 +292,6 @@ struct io_sys {
   }
 };
 
-// The bench thread's wait for "done": a promise per iteration.
-struct done_signal {
-  std::promise<void> p;
-  void set() { p.set_value(); }
-};
-
 // --- Tokio's shapes ----------------------------------------------------------------------
 
 // 10 000 spawns of callables from the bench thread (not a worker); the last one signals.
@@ -306,14 +302,9 @@ void spawn_many_local(const config& cfg) {
   std::atomic<int> rem{0};
   measure(cfg, Sys::name, "spawn_many_local", cfg.workers, [&] {
     const auto t = clock_type::now();
-    rem = num_spawn;
     auto done = std::make_shared<done_signal>();
     auto fut = done->p.get_future();
-    for (int i = 0; i < num_spawn; ++i)
-      Sys::spawn_detached(ex, [&rem, done] {
-        if (rem.fetch_sub(1, std::memory_order_relaxed) == 1)
-          done->set();
-      });
+    spawn_detached_callables<Sys>(ex, num_spawn, rem, done);
     get_bounded(fut, "spawn_many_local");
     return ns_since(t);
   });
@@ -437,17 +428,6 @@ void yield_many(const config& cfg) {
 }
 
 // A chain of 1 000 tasks, each spawning the next; the last signals.
-template <class Sys, class Ex>
-void chain_link(const Ex& ex, int n, std::shared_ptr<done_signal> done) {
-  Sys::spawn_detached(ex, [ex, n, done = std::move(done)]() mutable -> typename Sys::template co<void> {
-    if (n == 0)
-      done->set();
-    else
-      chain_link<Sys>(ex, n - 1, std::move(done));
-    co_return;
-  });
-}
-
 template <class Sys>
 void chained_spawn(const config& cfg) {
   Sys sys(cfg.workers);
@@ -792,12 +772,6 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-template <class T>
-T median_of(std::vector<T> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // --track-ab: see the top of this file.
 void track_ab(const config& cfg, const std::vector<std::string>& shapes, int rounds) {
   std::printf("track-ab: %d rounds, %d workers, %d iterations a run; ratio = tracked / untracked\n", rounds,
@@ -818,7 +792,7 @@ void track_ab(const config& cfg, const std::vector<std::string>& shapes, int rou
         samples = nullptr;
         if (v.empty())
           break; // a shape swarm_coro does not run
-        round[tracked] = static_cast<double>(median_of(v));
+        round[tracked] = static_cast<double>(quantile(v, 0.5));
         runs[tracked].push_back(round[tracked]);
       }
       if (runs[0].size() != static_cast<std::size_t>(k + 1) ||
@@ -828,10 +802,9 @@ void track_ab(const config& cfg, const std::vector<std::string>& shapes, int rou
     }
     if (ratios.empty())
       continue;
-    std::sort(ratios.begin(), ratios.end());
-    const double r = ratios[ratios.size() / 2];
-    std::printf("%-26s %14.0f %14.0f %8.3f %7.3f-%.3f\n", shape.c_str(), median_of(runs[0]),
-                median_of(runs[1]), r, ratios[ratios.size() / 4], ratios[ratios.size() * 3 / 4]);
+    const double r = quantile(ratios, 0.5);
+    std::printf("%-26s %14.0f %14.0f %8.3f %7.3f-%.3f\n", shape.c_str(), quantile(runs[0], 0.5),
+                quantile(runs[1], 0.5), r, quantile(ratios, 0.25), quantile(ratios, 0.75));
     std::fflush(stdout);
     log_sum += std::log(r);
     ++counted;

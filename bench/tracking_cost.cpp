@@ -15,6 +15,8 @@
 // callables spawned from the bench thread).
 // Prints per shape the untracked and tracked medians and the paired ratios' median and
 // quartiles. Every wait is bounded (60 s); every loop is bounded in count.
+#include "detached_shapes.hpp"
+#include "quantile.hpp"
 #include "skynet_swarm.hpp"
 
 #include <swarm/swarm.hpp>
@@ -107,39 +109,33 @@ double yield_now(swarm::runtime& rt) {
          yield_ops;
 }
 
-// A chain of 1 000 detached tasks, each spawning the next (public_shapes' chained_spawn).
-void chain_link(const swarm::runtime::executor_type& ex, int n, std::shared_ptr<std::promise<void>> done) {
-  swarm::spawn(ex, [ex, n, done = std::move(done)]() mutable -> swarm::coro<void> {
-    if (n == 0)
-      done->set_value();
-    else
-      chain_link(ex, n - 1, std::move(done));
-    co_return;
-  });
-}
+// swarm::coro as detached_shapes.hpp wants a system.
+struct coro_sys {
+  template <class T>
+  using co = swarm::coro<T>;
+  template <class Ex, class F>
+  static void spawn_detached(const Ex& ex, F&& f) {
+    swarm::spawn(ex, std::forward<F>(f));
+  }
+};
 
+// public_shapes' chained_spawn: 1 000 detached tasks, each spawning the next.
 double chained_spawn(swarm::runtime& rt) {
   const auto t = clock_type::now();
-  auto done = std::make_shared<std::promise<void>>();
-  auto f = done->get_future();
-  chain_link(rt.get_executor(), 1'000, std::move(done));
+  auto done = std::make_shared<done_signal>();
+  auto f = done->p.get_future();
+  chain_link<coro_sys>(rt.get_executor(), 1'000, done);
   get_bounded(f, "chained_spawn");
   return ns_since(t);
 }
 
-// 10 000 detached callables spawned from the bench thread (public_shapes' spawn_many_local).
+// public_shapes' spawn_many_local: 10 000 detached callables spawned from the bench thread.
 double spawn_many(swarm::runtime& rt) {
-  constexpr int n = 10'000;
   const auto t = clock_type::now();
-  std::atomic<int> left{n};
-  std::promise<void> done;
-  auto f = done.get_future();
-  auto ex = rt.get_executor();
-  for (int i = 0; i < n; ++i)
-    swarm::spawn(ex, [&left, &done] {
-      if (left.fetch_sub(1, std::memory_order_relaxed) == 1)
-        done.set_value();
-    });
+  std::atomic<int> left{0};
+  auto done = std::make_shared<done_signal>();
+  auto f = done->p.get_future();
+  spawn_detached_callables<coro_sys>(rt.get_executor(), 10'000, left, done);
   get_bounded(f, "spawn_many");
   return ns_since(t);
 }
@@ -161,10 +157,6 @@ double run_shape(const std::string& s, swarm::runtime& rt) {
   if (s == "spawn_many")
     return spawn_many(rt);
   return skynet(rt);
-}
-
-double at(const std::vector<double>& sorted, double q) {
-  return sorted[static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1))];
 }
 
 [[noreturn]] void usage() {
@@ -242,12 +234,9 @@ int main(int argc, char** argv) {
     std::vector<double> ratios;
     for (std::size_t k = 0; k < times[0][s].size(); ++k)
       ratios.push_back(times[1][s][k] / times[0][s][k]);
-    std::vector<double> a = times[0][s], b = times[1][s];
-    std::sort(ratios.begin(), ratios.end());
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
     const char* unit = s == "spawn_await" || s == "yield_now" ? "ns/op" : "ns";
-    std::printf("%-13s %8.0f %5s %8.0f %5s %9.3f %8.3f-%.3f\n", s.c_str(), at(a, 0.5), unit, at(b, 0.5), unit,
-                at(ratios, 0.5), at(ratios, 0.25), at(ratios, 0.75));
+    std::printf("%-13s %8.0f %5s %8.0f %5s %9.3f %8.3f-%.3f\n", s.c_str(), quantile(times[0][s], 0.5), unit,
+                quantile(times[1][s], 0.5), unit, quantile(ratios, 0.5), quantile(ratios, 0.25),
+                quantile(ratios, 0.75));
   }
 }
