@@ -361,6 +361,34 @@ BOOST_AUTO_TEST_CASE(a_task_hook_makes_the_next_poll_timed, *needs_stats()) {
   BOOST_TEST(find_task(d, b.id())->timed_poll_count == 1u); // after the hook, not 1 of 1000
 }
 
+// A poll inside another task's poll (here: a task that polls another runtime on its thread)
+// is always timed, and the outer task's stats are put back after it, so what the outer task
+// awaits next is noted on it.
+BOOST_AUTO_TEST_CASE(a_nested_poll_is_timed_and_the_outer_task_keeps_its_stats, *needs_stats()) {
+  swarm::runtime_options o = tracked_options(1);
+  o.poll_timing_interval = 1000;
+  swarm::runtime inner(o);
+  auto i1 = swarm::spawn(inner.get_executor(), wait_long());
+  auto i2 = swarm::spawn(inner.get_executor(), wait_long());
+  swarm::runtime outer(o);
+  auto target = swarm::spawn(outer.get_executor(), wait_long());
+  const swarm::task_id target_id = target.id();
+  std::size_t inner_ran = 0;
+  auto driver = swarm::spawn(outer.get_executor(), [&, h = std::move(target)]() mutable -> swarm::coro<void> {
+    inner_ran = inner.poll(); // i1 and i2 polled inside this poll
+    co_await h;
+  });
+  poll_until_quiet(outer);
+  BOOST_TEST(inner_ran >= 2u);
+  const swarm::runtime_dump di = inner.dump();
+  BOOST_TEST(find_task(di, i1.id())->timed_poll_count == 1u);
+  BOOST_TEST(find_task(di, i2.id())->timed_poll_count == 1u); // nested: not 1 of 1000
+  auto d = find_task(outer.dump(), driver.id());
+  BOOST_REQUIRE(d);
+  BOOST_TEST(d->waiting_on == swarm::task_wait_kind::join);
+  BOOST_TEST(d->wait_target == target_id);
+}
+
 BOOST_AUTO_TEST_CASE(poll_timing_interval_out_of_range_is_refused) {
   for (const std::uint32_t bad : {0u, (1u << 20) + 1}) {
     swarm::runtime_options o;
