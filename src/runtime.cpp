@@ -273,24 +273,31 @@ raw_task_record read_task(detail::header* h) {
   r.id = ident.id;
   r.location = ident.location;
   r.state = h->state.load();
-  if (detail::task_extra* x = ident.extra) {
+  // Acquire: a stats block made by a first poll is read below (task_extra_slot).
+  const std::uint64_t w = ident.extra.load_acquire();
+  if (const detail::task_extra* x = detail::task_extra_slot::in_cell_of(w))
     r.name = x->name.view();
 #if SWARM_TASK_TRACKING
-    if (x->tracked()) {
-      // Relaxed, as tracking.hpp says: each value is a statistic on its own.
-      const detail::task_stats& st = x->stats;
-      r.tracked = true;
-      r.polls = st.polls.load(std::memory_order_relaxed);
-      r.timed_polls = st.timed_polls.load(std::memory_order_relaxed);
-      r.busy_stamps = st.busy_stamps.load(std::memory_order_relaxed);
-      r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
-      r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
-      r.stamp = st.stamp.load(std::memory_order_relaxed);
-      r.wait = st.wait.load(std::memory_order_relaxed);
-      r.wait_poll = st.wait_poll.load(std::memory_order_relaxed);
-    }
-#endif
+  if (detail::task_extra_slot::is_lazy(w)) {
+    // Not polled yet, or in or after a first poll that has no block (yet).
+    r.tracked = true;
+    r.polls = detail::task_extra_slot::lazy_polls(w);
+    r.stamp = detail::task_extra_slot::lazy_stamp(w);
+  } else if (const detail::task_stats* s = detail::task_extra_slot::stats_of(w);
+             s && s->timing_interval != 0) {
+    // Relaxed, as tracking.hpp says: each value is a statistic on its own.
+    const detail::task_stats& st = *s;
+    r.tracked = true;
+    r.polls = st.polls.load(std::memory_order_relaxed);
+    r.timed_polls = st.timed_polls.load(std::memory_order_relaxed);
+    r.busy_stamps = st.busy_stamps.load(std::memory_order_relaxed);
+    r.longest_poll_stamps = st.longest_poll_stamps.load(std::memory_order_relaxed);
+    r.last_poll_stamps = st.last_poll_stamps.load(std::memory_order_relaxed);
+    r.stamp = st.stamp.load(std::memory_order_relaxed);
+    r.wait = st.wait.load(std::memory_order_relaxed);
+    r.wait_poll = st.wait_poll.load(std::memory_order_relaxed);
   }
+#endif
   return r;
 }
 

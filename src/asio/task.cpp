@@ -138,8 +138,8 @@ void task_sched::record_unobserved_failure(header* h, const std::exception_ptr& 
   const task_identity& ident = identity_of(h);
   unobserved_failure f;
   f.id = ident.id;
-  if (ident.extra)
-    f.name = ident.extra->name.view();
+  if (const task_extra* x = ident.extra.in_cell())
+    f.name = x->name.view();
   f.spawn_file = ident.location.file_name();
   f.spawn_line = ident.location.line();
   try {

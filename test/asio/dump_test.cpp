@@ -363,7 +363,8 @@ BOOST_AUTO_TEST_CASE(a_task_hook_makes_the_next_poll_timed, *needs_stats()) {
 
 // A poll inside another task's poll (here: a task that polls another runtime on its thread)
 // is always timed, and the outer task's stats are put back after it, so what the outer task
-// awaits next is noted on it.
+// awaits next is noted on it. All three polls are first polls: the outer one records in the
+// thread's scratch stats, so the inner ones take their stats blocks at once (tracking.hpp).
 BOOST_AUTO_TEST_CASE(a_nested_poll_is_timed_and_the_outer_task_keeps_its_stats, *needs_stats()) {
   swarm::runtime_options o = tracked_options(1);
   o.poll_timing_interval = 1000;

@@ -31,6 +31,14 @@ using limits = sd::cell_cache_limits;
 
 constexpr std::size_t cell_size = 256;
 
+// Blocks in this thread's cache, all classes.
+std::size_t cached_blocks() {
+  std::size_t n = 0;
+  for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
+    n += cell_cache_stats::cached_on_this_thread(size);
+  return n;
+}
+
 // Each test starts from an empty cache on the test thread.
 struct empty_cache {
   empty_cache() { sd::trim_cell_cache(); }
@@ -250,27 +258,22 @@ BOOST_FIXTURE_TEST_CASE(a_cached_cell_is_poisoned_until_it_is_handed_out_again, 
 }
 #endif
 
-// A named or tracked task keeps its task_extra in its own cell: one block from the cache
-// per spawn, not two, with the extra at extra_offset; and a spawn takes no clock stamp.
-BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
+// A named task keeps its task_extra in its own cell: one block from the cache per spawn,
+// not two, with the extra at extra_offset; and a spawn takes no clock stamp. A task with
+// neither a name nor tracking has no extra.
+BOOST_FIXTURE_TEST_CASE(a_named_task_is_one_block, empty_cache) {
   using layout = sd::cell<pending_forever, noop_scheduler>::layout;
   static_assert(layout::size_with_extra <= limits::max_size); // else the cache is not used
   // The extra starts where the trailer ends (not at the rounded `size`) and is 72 bytes.
   static_assert(layout::extra_offset == layout::trailer_offset + sizeof(sd::trailer));
   static_assert(sizeof(sd::task_extra) <= 72);
-  const auto cached_blocks = [] {
-    std::size_t n = 0;
-    for (std::size_t size = limits::granule; size <= limits::max_size; size += limits::granule)
-      n += cell_cache_stats::cached_on_this_thread(size);
-    return n;
-  };
   {
-    const sd::task_extra_request extra{"named", true};
+    const sd::task_extra_request extra{"named", 1};
     BOOST_TEST(extra.wanted());
     auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next(),
                           std::source_location::current(), nullptr, &extra);
     sd::header* h = t.owned.get();
-    sd::task_extra* x = sd::identity_of(h).extra;
+    sd::task_extra* x = sd::identity_of(h).extra.in_cell();
     BOOST_REQUIRE(x);
     BOOST_TEST(reinterpret_cast<char*>(x) == reinterpret_cast<char*>(h) + layout::extra_offset);
     BOOST_TEST(x->name.view() == "named");
@@ -285,15 +288,126 @@ BOOST_FIXTURE_TEST_CASE(a_named_or_tracked_task_is_one_block, empty_cache) {
   }
   sd::trim_cell_cache();
   {
-    BOOST_TEST(!(sd::task_extra_request{"", false}.wanted()));
+    BOOST_TEST(!(sd::task_extra_request{"", 0}.wanted()));
     auto t = sd::new_task(pending_forever{}, noop_scheduler{}, swarm::task_id::next());
-    BOOST_TEST(sd::identity_of(t.owned.get()).extra == nullptr);
+    BOOST_TEST(sd::identity_of(t.owned.get()).extra.load_relaxed() == 0u);
   }
   if (cell_cache_stats::enabled()) {
     BOOST_TEST(cached_blocks() == 1u);
     BOOST_TEST(cell_cache_stats::cached_on_this_thread(layout::size) == 1u);
   }
 }
+
+#if SWARM_TASK_TRACKING
+namespace {
+
+// Polled by hand: looks at its own task's extra slot during the poll, may note a wait, and
+// is ready after `pending_polls` polls.
+struct slot_watcher {
+  using output_type = unit;
+  sd::header** self;
+  int pending_polls;
+  std::uint64_t* word_in_poll;
+  bool note_wait = false;
+  std::optional<unit> poll(poll_context&) {
+    *word_in_poll = sd::identity_of(*self).extra.load_relaxed();
+    if (note_wait)
+      sd::note_current_wait(sd::wait_kind::join, 42);
+    if (pending_polls-- > 0)
+      return std::nullopt;
+    return unit{};
+  }
+};
+
+constexpr std::uint32_t test_interval = 1000;
+
+} // namespace
+
+// A tracked task without a name gets no block at spawn: its slot holds the timing interval,
+// then its first poll's start, then, if that poll completed it, the poll's end; a cell of
+// the untracked size, and no stats block ever.
+BOOST_FIXTURE_TEST_CASE(a_tracked_task_polled_once_has_no_stats_block, empty_cache) {
+  using slot = sd::task_extra_slot;
+  using layout = sd::cell<slot_watcher, noop_scheduler>::layout;
+  sd::header* self = nullptr;
+  std::uint64_t in_poll = 0;
+  {
+    const sd::task_extra_request extra{"", test_interval};
+    auto t = sd::new_task(slot_watcher{&self, 0, &in_poll}, noop_scheduler{}, swarm::task_id::next(),
+                          std::source_location::current(), nullptr, &extra);
+    self = t.owned.get();
+    const std::uint64_t spawned = sd::identity_of(self).extra.load_relaxed();
+    BOOST_TEST(slot::is_lazy(spawned));
+    BOOST_TEST(slot::lazy_interval(spawned) == test_interval);
+    BOOST_TEST(slot::lazy_polls(spawned) == 0u);
+    BOOST_TEST(slot::lazy_stamp(spawned) == 0u); // never polled
+    BOOST_TEST(sd::identity_of(self).extra.in_cell() == nullptr);
+    sd::local_notified<noop_scheduler>(std::move(t.first)).run();
+    // During the poll: lazy, in poll since a stamp, no poll counted yet.
+    BOOST_TEST(slot::is_lazy(in_poll));
+    BOOST_TEST(slot::lazy_polls(in_poll) == 0u);
+    BOOST_TEST((slot::lazy_stamp(in_poll) & sd::task_stats::in_poll_bit) != 0u);
+    // After it: still lazy (it completed), one poll, ended no earlier than it started.
+    const std::uint64_t after = sd::identity_of(self).extra.load_relaxed();
+    BOOST_TEST(slot::is_lazy(after));
+    BOOST_TEST(slot::lazy_polls(after) == 1u);
+    const std::uint64_t end = slot::lazy_stamp(after);
+    BOOST_TEST((end & sd::task_stats::in_poll_bit) == 0u);
+    BOOST_TEST(end != 0u);
+    BOOST_TEST(end >= (slot::lazy_stamp(in_poll) & ~sd::task_stats::in_poll_bit));
+    t.owned = {};
+  } // the join handle goes: the cell is freed
+  if (cell_cache_stats::enabled()) {
+    BOOST_TEST(cached_blocks() == 1u); // the cell only
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(layout::size) == 1u);
+  }
+}
+
+// A first poll that leaves a tracked task pending gives it a block of stats of its own,
+// holding what that poll recorded (its count, its end, the wait it noted); later polls count
+// there; the block goes back with the cell.
+BOOST_FIXTURE_TEST_CASE(a_first_poll_that_leaves_the_task_pending_makes_its_stats_block, empty_cache) {
+  using slot = sd::task_extra_slot;
+  sd::header* self = nullptr;
+  std::uint64_t in_poll = 0;
+  {
+    const sd::task_extra_request extra{"", test_interval};
+    slot_watcher w{&self, 1, &in_poll, true};
+    queue_scheduler sched;
+    auto queued = sched.queue;
+    auto t = sd::new_task(std::move(w), std::move(sched), swarm::task_id::next(),
+                          std::source_location::current(), nullptr, &extra);
+    self = t.owned.get();
+    sd::local_notified<queue_scheduler>(std::move(t.first)).run();
+    const std::uint64_t after = sd::identity_of(self).extra.load_acquire();
+    BOOST_TEST(!slot::is_lazy(after));
+    BOOST_TEST((after & slot::tag_mask) == slot::own_block_tag);
+    BOOST_TEST(sd::identity_of(self).extra.in_cell() == nullptr);
+    const sd::task_stats* s = slot::stats_of(after);
+    BOOST_REQUIRE(s);
+    BOOST_TEST(s->timing_interval == test_interval);
+    BOOST_TEST(s->polls.load() == 1u);
+    BOOST_TEST(s->stamp.load() != 0u);
+    BOOST_TEST((s->stamp.load() & sd::task_stats::in_poll_bit) == 0u);
+    BOOST_TEST(s->timed_polls.load() <= 1u);
+    BOOST_TEST((sd::task_stats::wait_kind_of(s->wait.load()) == sd::wait_kind::join));
+    BOOST_TEST(sd::task_stats::wait_target_of(s->wait.load()) == 42u);
+    BOOST_TEST(s->wait_poll.load() == 0u); // noted by the first poll (number 0)
+    // The second poll counts in the block and completes the task; the word stays.
+    sd::raw_task(self).wake_by_ref();
+    BOOST_REQUIRE(queued->size() == 1u);
+    sd::notified<queue_scheduler> again = std::move(queued->front());
+    queued->pop_front();
+    sd::local_notified<queue_scheduler>(std::move(again)).run();
+    BOOST_TEST(sd::identity_of(self).extra.load_acquire() == after);
+    BOOST_TEST(s->polls.load() == 2u);
+    BOOST_TEST(t.join.raw().get()->state.load().is_complete());
+    t.owned = {};
+  } // the join handle goes: the cell and the stats block are freed
+  if (cell_cache_stats::enabled())
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(sizeof(sd::task_stats)) == 1u);
+}
+#endif
 
 // A name is kept byte for byte (embedded NULs, any length); an empty one reads back empty.
 BOOST_AUTO_TEST_CASE(a_task_name_keeps_its_bytes) {

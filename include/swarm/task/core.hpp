@@ -4,7 +4,7 @@
 // A cell is one allocation from the cell allocator (cell_allocator.hpp): header | scheduler | identity |
 // stage | trailer [| task_extra], each at an offset computed here, so that non-generic code holding a
 // header* reaches the rest through the vtable and generic code through compile-time constants. The
-// task_extra (tracking.hpp) is there only for a named or tracked task, which then has a larger block.
+// task_extra (tracking.hpp) is there only for a named task, which then has a larger block.
 #pragma once
 
 #include <swarm/detail/assert.hpp>
@@ -197,13 +197,14 @@ private:
   tag tag_;
 };
 
-// Who the task is, immutable once the task is published. `extra` (tracking.hpp) is null
-// for a task with no name and no tracking; otherwise it points into the task's own cell, at
-// cell_layout::extra_offset, and the cell was allocated with size_with_extra.
+// Who the task is: immutable once the task is published, but for `extra`, which says where
+// the task's name and stats are (task_extra_slot, tracking.hpp). When it names a task_extra
+// in the task's own cell (a named task), that is at cell_layout::extra_offset and the cell
+// was allocated with size_with_extra.
 struct task_identity {
   task_id id;
   std::source_location location;
-  task_extra* extra = nullptr;
+  task_extra_slot extra;
 };
 
 // The identity of any task from its header (cell_layout puts the id first in it, so it sits
@@ -261,23 +262,26 @@ struct cell {
     return *std::launder(reinterpret_cast<trailer*>(base(h) + layout::trailer_offset));
   }
 
-  static std::size_t block_size(const task_identity& ident) noexcept {
-    return ident.extra ? layout::size_with_extra : layout::size;
-  }
-
-  // Allocates and constructs a cell holding `f`, with the initial state word, and a
-  // task_extra when `extra` is given (ident.extra must be null: the cell sets it).
-  static header* create(F&& f, S&& s, task_identity ident, const struct vtable* vt,
+  // Allocates and constructs a cell holding `f`, with the initial state word. `extra`, if
+  // given, sets the identity's `extra`: a task_extra in the cell for a named task, the lazy
+  // form for a tracked one without a name.
+  static header* create(F&& f, S&& s, task_id id, std::source_location location, const struct vtable* vt,
                         const task_hook* on_terminate, const task_extra_request* extra = nullptr) {
-    SWARM_ASSERT(!ident.extra);
-    const std::size_t bytes = extra ? layout::size_with_extra : layout::size;
+    std::uint64_t extra_word = 0; // the identity's `extra`
+    const bool in_cell = extra && extra->in_cell();
+    const std::size_t bytes = in_cell ? layout::size_with_extra : layout::size;
     void* mem = allocate_cell(bytes, layout::alignment);
     char* p = static_cast<char*>(mem);
     header* h = ::new (p) header();
     h->vtable = vt;
     try {
-      if (extra)
-        ident.extra = ::new (p + layout::extra_offset) task_extra(extra->name, extra->timing_interval);
+      if (in_cell)
+        extra_word = task_extra_slot::in_cell_word(::new (p + layout::extra_offset)
+                                                       task_extra(extra->name, extra->timing_interval));
+#if SWARM_TASK_TRACKING
+      else if (extra && extra->timing_interval != 0)
+        extra_word = task_extra_slot::lazy_word(extra->timing_interval);
+#endif
       try {
         ::new (p + layout::scheduler_offset) S(std::move(s));
         try {
@@ -288,8 +292,7 @@ struct cell {
           throw;
         }
       } catch (...) {
-        if (ident.extra)
-          ident.extra->~task_extra();
+        task_extra_slot::destroy(extra_word);
         throw;
       }
     } catch (...) {
@@ -298,7 +301,7 @@ struct cell {
       deallocate_cell(mem, bytes, layout::alignment);
       throw;
     }
-    ::new (p + layout::identity_offset) task_identity(ident);
+    ::new (p + layout::identity_offset) task_identity{id, location, task_extra_slot(extra_word)};
     trailer* t = ::new (p + layout::trailer_offset) trailer();
     t->on_terminate = on_terminate;
     if constexpr (attaching_future<F>)
@@ -319,9 +322,9 @@ struct cell {
       stage_of(h).~stage<F>();
       trailer_of(h).~trailer();
     }
-    const std::size_t bytes = block_size(identity(h));
-    if (task_extra* x = identity(h).extra)
-      x->~task_extra();
+    const std::uint64_t extra = identity(h).extra.load_relaxed();
+    const std::size_t bytes = task_extra_slot::in_cell_of(extra) ? layout::size_with_extra : layout::size;
+    task_extra_slot::destroy(extra);
     identity(h).~task_identity();
     scheduler(h).~S();
     h->~header();

@@ -160,7 +160,7 @@ private:
   // outcome is stored; the future is then already destroyed.
   static bool poll_future(header* h, poll_context& cx) {
     stage<F>& st = cell_type::stage_of(h);
-    const task_identity& ident = cell_type::identity(h);
+    task_identity& ident = cell_type::identity(h);
     const task_id id = ident.id;
     maybe<outcome<output_type>> out;
     {
@@ -169,8 +169,10 @@ private:
       poll_tracking_scope tracking(ident.extra);
       try {
         std::optional<output_type> r = st.future().poll(cx);
-        if (!r)
+        if (!r) {
+          tracking.pending();
           return false;
+        }
         out.emplace(std::move(*r));
         // Destroyed now, with the id installed: a destructor that throws turns the value
         // into a panic, as it would in Tokio.

@@ -17,13 +17,13 @@ struct new_task_result {
 };
 
 // The three initial references: the list's, the first notified's and the join handle's.
-// `extra`, if given, puts a task_extra in the cell (tracking.hpp).
+// `extra`, if given, names or tracks the task (tracking.hpp, task_extra_slot).
 template <future F, task_scheduler S>
 new_task_result<F, S>
 new_task(F f, S s, task_id id, std::source_location location = std::source_location::current(),
          const task_hook* on_terminate = nullptr, const task_extra_request* extra = nullptr) {
-  header* h = cell<F, S>::create(std::move(f), std::move(s), task_identity{id, location},
-                                 &harness<F, S>::vtable, on_terminate, extra);
+  header* h = cell<F, S>::create(std::move(f), std::move(s), id, location, &harness<F, S>::vtable,
+                                 on_terminate, extra);
   return {task<S>(h), notified<S>(h), raw_join_handle<typename F::output_type>(h)};
 }
 
@@ -39,8 +39,8 @@ template <future F, task_scheduler S>
 new_unowned_result<F, S> new_unowned(F f, S s, task_id id,
                                      std::source_location location = std::source_location::current(),
                                      const task_hook* on_terminate = nullptr) {
-  header* h = cell<F, S>::create(std::move(f), std::move(s), task_identity{id, location}, &harness<F, S>::vtable,
-                                 on_terminate);
+  header* h =
+      cell<F, S>::create(std::move(f), std::move(s), id, location, &harness<F, S>::vtable, on_terminate);
   return {unowned_task<S>(h), raw_join_handle<typename F::output_type>(h)};
 }
 

@@ -2,12 +2,14 @@
 // at spawn and, with tracking on, the statistics runtime::dump() reports (poll count, busy
 // time, last poll, longest poll, what the task waits on).
 //
-// A task_extra lives in its task's own cell, after the trailer (cell_layout::extra_offset):
-// a spawn that wants one asks the cell allocator for the larger block, so a tracked spawn
-// still draws one block from the per-thread cache. task_identity::extra points to it, and is
-// null for a task with neither a name nor tracking, which then pays one null pointer in its
-// cell and a test of it per poll (the identity shares a line with the id the poll reads
-// anyway). A non-null `extra` is also what tells the cell's destroy the block's size.
+// Where they live is task_identity::extra's word (task_extra_slot below): nothing for a task
+// with neither; a task_extra in the task's own cell (after the trailer,
+// cell_layout::extra_offset) for a task spawned with a name; and for a tracked task without a
+// name, its stats alone in a block of their own, made at the end of its first poll if that
+// poll leaves it pending. Until then the word itself holds the little such a task has: the
+// timing interval, then its first poll's start or end. Most tasks of spawn-bound programs
+// are polled once (a leaf computes and returns), and a stats block in every cell had cost
+// each of them a cache line (doc/design.md, "Task dump").
 //
 // Poll times are sampled: every poll is counted, and one in `interval` on each thread is
 // timed with two clock reads (poll_sampler below); busy time is scaled up from the timed
@@ -19,10 +21,12 @@
 #pragma once
 
 #include <swarm/detail/config.hpp>
+#include <swarm/task/cell_allocator.hpp>
 #include <swarm/task/id.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -83,9 +87,8 @@ struct stamp_clock {
 // (poll_sampler::last_stamp), which precedes them: an early bound, so a poll in progress never
 // looks shorter than it is. What an untimed poll reads and writes is the first 24 bytes.
 //
-// 64 bytes, so that with the name's pointer a tracked task's cell grows by 72 bytes, one
-// line: what spawn-bound shapes pay for tracking is mostly that growth (skynet tracked cost
-// nothing beside untracked cells made as large, doc/design.md "Task dump").
+// 64 bytes: one size class of the cell allocator when a task's stats have a block of their
+// own, and with the name's pointer the 72 of a named task's task_extra.
 struct task_stats {
   explicit task_stats(std::uint32_t interval) noexcept : timing_interval(interval) {}
 
@@ -128,6 +131,19 @@ struct task_stats {
   [[gnu::always_inline]] void end_poll(std::uint64_t ended) noexcept {
     polls.store(polls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     stamp.store(ended & ~in_poll_bit, std::memory_order_relaxed);
+  }
+  // Takes over what a task's first poll recorded in `first` (poll_tracking_scope's scratch
+  // stats), as the block made at the end of that poll starts out. Before publication.
+  void copy_counts(const task_stats& first) noexcept {
+    constexpr auto r = std::memory_order_relaxed;
+    wait_poll.store(first.wait_poll.load(r), r);
+    polls.store(first.polls.load(r), r);
+    stamp.store(first.stamp.load(r), r);
+    timed_polls.store(first.timed_polls.load(r), r);
+    busy_stamps.store(first.busy_stamps.load(r), r);
+    longest_poll_stamps.store(first.longest_poll_stamps.load(r), r);
+    last_poll_stamps.store(first.last_poll_stamps.load(r), r);
+    wait.store(first.wait.load(r), r);
   }
   // Called by the polling thread during a poll.
   void set_wait(wait_kind k, std::uint64_t target) noexcept {
@@ -174,9 +190,9 @@ private:
   std::unique_ptr<char[]> block_;
 };
 
-// Built in the cell only for a task spawned with a name or on a runtime that tracks tasks;
-// destroyed with the cell. Immutable after spawn except for the stats, whose first line is
-// what each poll of a tracked task reads and writes.
+// Built in the cell only for a task spawned with a name; destroyed with the cell. Immutable
+// after spawn except for the stats (written only when tracked), which come first so that a
+// pointer to the extra is one to its stats too (task_extra_slot).
 struct task_extra {
   task_extra(std::string_view n, [[maybe_unused]] std::uint32_t interval)
       :
@@ -200,14 +216,111 @@ struct task_extra {
   }
 };
 
+#if SWARM_TASK_TRACKING
+static_assert(offsetof(task_extra, stats) == 0);
+#endif
+
+// task_identity::extra: one word that says where a task's name and stats are, or holds what
+// stands for the stats until the task needs a block of them. Its forms:
+//
+//   0                      neither a name nor tracking;
+//   task_extra*            the block in the task's own cell (a named task; tracked or not);
+//   task_stats* | 2        a tracked task's stats in a block of their own (own_block_tag),
+//                          made at the end of a first poll that left it pending;
+//   interval << 3 | 1      tracked, never polled (lazy_bit; the timing interval above);
+//   start | 7              tracked, in its first poll since `start` (lazy, in_poll, polled);
+//   end | 5                tracked, its first poll ended at `end` and completed it.
+//
+// Stamps lose their low 3 bits (3 TSC ticks) to the tags; blocks are at least 8-aligned.
+// Written by the spawn before the task is published, then only by the thread that polls the
+// task, which holds `running` (the state word's transfer of it orders one poll's writes
+// before the next poll's reads); a new block is published with a release store. Read by
+// dump() under the owned-list shard lock with an acquire load; a block goes with the cell
+// (destroy), after the task has left the owned list.
+class task_extra_slot {
+public:
+  static constexpr std::uint64_t lazy_bit = 1;
+  static constexpr std::uint64_t in_poll_bit = 2;
+  static constexpr std::uint64_t polled_bit = 4;
+  static constexpr std::uint64_t own_block_tag = 2;
+  static constexpr std::uint64_t tag_mask = 7;
+
+  explicit task_extra_slot(std::uint64_t w) noexcept : word_(w) {}
+  task_extra_slot(const task_extra_slot&) = delete;
+  task_extra_slot& operator=(const task_extra_slot&) = delete;
+
+  // The words a spawn starts a task with.
+  static std::uint64_t in_cell_word(task_extra* x) noexcept { return reinterpret_cast<std::uintptr_t>(x); }
+  static constexpr std::uint64_t lazy_word(std::uint32_t timing_interval) noexcept {
+    return std::uint64_t(timing_interval) << 3 | lazy_bit;
+  }
+
+  std::uint64_t load_relaxed() const noexcept { return word_.load(std::memory_order_relaxed); }
+  std::uint64_t load_acquire() const noexcept { return word_.load(std::memory_order_acquire); }
+  void store_relaxed(std::uint64_t w) noexcept { word_.store(w, std::memory_order_relaxed); }
+  void publish_own_block(task_stats* s) noexcept {
+    word_.store(reinterpret_cast<std::uintptr_t>(s) | own_block_tag, std::memory_order_release);
+  }
+
+  // The block in the cell, if the word names one.
+  static task_extra* in_cell_of(std::uint64_t w) noexcept {
+    return (w & tag_mask) == 0 ? reinterpret_cast<task_extra*>(static_cast<std::uintptr_t>(w)) : nullptr;
+  }
+  task_extra* in_cell() const noexcept { return in_cell_of(load_relaxed()); }
+  static bool is_lazy(std::uint64_t w) noexcept { return (w & lazy_bit) != 0; }
+
+#if SWARM_TASK_TRACKING
+  // The stats of either block form (null for 0 and the lazy forms); those of an untracked
+  // named task have timing_interval 0.
+  static task_stats* stats_of(std::uint64_t w) noexcept { return is_lazy(w) ? nullptr : block_stats_of(w); }
+  // The same for a word known to be 0 or a block form.
+  static task_stats* block_stats_of(std::uint64_t w) noexcept {
+    return reinterpret_cast<task_stats*>(static_cast<std::uintptr_t>(w & ~tag_mask));
+  }
+  // What a lazy word says, in task_stats' terms: its poll count and its `stamp`.
+  static std::uint64_t lazy_polls(std::uint64_t w) noexcept {
+    return (w & (polled_bit | in_poll_bit)) == polled_bit ? 1 : 0;
+  }
+  static std::uint64_t lazy_stamp(std::uint64_t w) noexcept {
+    if (!(w & polled_bit))
+      return 0;
+    return (w & ~tag_mask) | ((w & in_poll_bit) ? task_stats::in_poll_bit : 0);
+  }
+  static std::uint32_t lazy_interval(std::uint64_t w) noexcept { return static_cast<std::uint32_t>(w >> 3); }
+#endif
+
+  // With the cell, given its word: destroys the in-cell extra (the cell's memory is the
+  // caller's to free) or frees the own stats block.
+  static void destroy(std::uint64_t w) noexcept {
+    if (w == 0)
+      return;
+    if (task_extra* x = in_cell_of(w)) {
+      x->~task_extra();
+      return;
+    }
+#if SWARM_TASK_TRACKING
+    if ((w & tag_mask) == own_block_tag) {
+      task_stats* s = block_stats_of(w);
+      s->~task_stats();
+      deallocate_cell(s, sizeof(task_stats), cell_block_alignment);
+    }
+#endif
+  }
+
+private:
+  std::atomic<std::uint64_t> word_;
+};
+
 // What a spawn asks for beyond the task itself; the spawn passes none (null) when the task
 // has no name and the runtime does not track, and the cell then has no task_extra. The name
 // is copied into the cell, so it only needs to outlive the spawn call.
 struct task_extra_request {
   std::string_view name;
-  std::uint32_t timing_interval = 0; // task_extra's; 0: not tracked
+  std::uint32_t timing_interval = 0; // the task's stats'; 0: not tracked
 
   bool wanted() const noexcept { return timing_interval != 0 || !name.empty(); }
+  // A named task has its task_extra in its cell; a tracked one without a name starts lazy.
+  bool in_cell() const noexcept { return !name.empty(); }
 };
 
 // The stats of the task this thread polls now, if it is tracked (null otherwise): where a
@@ -238,23 +351,52 @@ inline void poll_sampler::restart() noexcept {
 #endif
 }
 
-// Brackets one poll of a task (extra may be null). For a tracked task it installs the stats as
+// Where a lazy task's first poll records (poll_tracking_scope), one per thread: the poll
+// keeps it as a block of the task's own only if it leaves the task pending. A first poll
+// nested in another's takes a block at once instead.
+struct first_poll_scratch {
+  alignas(task_stats) unsigned char bytes[sizeof(task_stats)];
+};
+inline thread_local first_poll_scratch this_thread_first_poll_scratch;
+
+// Brackets one poll of a task. For a tracked task it installs the stats as
 // this_thread_task_stats for the poll, puts back what was there when the poll ends, and
 // records the poll; for any other it reads no clock and restarts the thread's sampler.
 //
 // Inlined into every poll, so the untimed path is kept short: it counts the poll and writes
-// the stamp twice, from the thread's last stamp (31 instructions a poll under Cachegrind,
-// 8 for an untracked task); the timed path, one poll in the interval, is out of line.
+// the stamp twice, from the thread's last stamp (36 instructions a poll under Cachegrind,
+// 10 for an untracked task); the timed path, one poll in the interval, is out of line, and so
+// is the making of a lazy task's stats block (task_extra_slot) when its first poll leaves it
+// pending: the poll's caller says so with pending().
 class poll_tracking_scope {
 public:
-  [[gnu::always_inline]] explicit poll_tracking_scope(task_extra* x) noexcept {
+  [[gnu::always_inline]] explicit poll_tracking_scope(task_extra_slot& slot) noexcept {
 #if SWARM_TASK_TRACKING
-    if (x && x->tracked())
-      begin(*x);
-    else
-      poll_sampler::restart();
+    const std::uint64_t w = slot.load_relaxed();
+    if (w == 0) {
+      poll_sampler::restart(); // neither named nor tracked: the common case first
+    } else if (!task_extra_slot::is_lazy(w)) {
+      task_stats& s = *task_extra_slot::block_stats_of(w);
+      if (s.timing_interval != 0)
+        begin(s);
+      else
+        poll_sampler::restart(); // named, not tracked
+    } else {
+      task_stats* s = first_poll_stats(slot, w);
+      if (!s) [[unlikely]] {
+        poll_sampler::restart(); // no memory for its stats: the task is no longer tracked
+        return;
+      }
+      begin(*s);
+      if (s == scratch()) {
+        first_of_ = &slot;
+        slot.store_relaxed((s->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
+                           task_extra_slot::lazy_bit | task_extra_slot::in_poll_bit |
+                           task_extra_slot::polled_bit);
+      }
+    }
 #else
-    (void)x;
+    (void)slot;
 #endif
   }
   [[gnu::always_inline]] ~poll_tracking_scope() {
@@ -269,15 +411,26 @@ public:
       stats_->end_poll(this_thread_poll_sampler.last_stamp);
     }
     this_thread_task_stats = prev_;
+    if (first_of_) {
+      if (pending_)
+        keep_first_poll(*first_of_, *stats_);
+      else // it completed the task: its end is all there is to keep
+        first_of_->store_relaxed(
+            (stats_->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
+            task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
+    }
 #endif
   }
   poll_tracking_scope(const poll_tracking_scope&) = delete;
   poll_tracking_scope& operator=(const poll_tracking_scope&) = delete;
 
+  // The poll returned pending (the task will be polled again, or waits).
+  void pending() noexcept { pending_ = true; }
+
 private:
 #if SWARM_TASK_TRACKING
-  [[gnu::always_inline]] void begin(task_extra& x) noexcept {
-    stats_ = &x.stats;
+  [[gnu::always_inline]] void begin(task_stats& s) noexcept {
+    stats_ = &s;
     prev_ = std::exchange(this_thread_task_stats, stats_);
     poll_sampler& ps = this_thread_poll_sampler;
     const std::uint32_t left = ps.untimed_left;
@@ -286,6 +439,38 @@ private:
     } else {
       ps.untimed_left = left - 1;
       stats_->begin_poll(ps.last_stamp);
+    }
+  }
+  static task_stats* scratch() noexcept {
+    return std::launder(reinterpret_cast<task_stats*>(this_thread_first_poll_scratch.bytes));
+  }
+  // The stats a lazy task's first poll records into: the thread's scratch, fresh; or, when a
+  // first poll is already recording there (this one is nested in it), a block of the task's
+  // own, published at once. A lazy word is never polled again: a first poll that leaves the
+  // task pending replaces it with a block (or with 0 if none could be had), and one that
+  // completes it is the last.
+  [[gnu::noinline]] static task_stats* first_poll_stats(task_extra_slot& slot, std::uint64_t w) noexcept {
+    const std::uint32_t interval = task_extra_slot::lazy_interval(w);
+    if (this_thread_task_stats != scratch())
+      return ::new (static_cast<void*>(this_thread_first_poll_scratch.bytes)) task_stats(interval);
+    task_stats fresh(interval);
+    return make_block(slot, fresh);
+  }
+  [[gnu::noinline]] static void keep_first_poll(task_extra_slot& slot, const task_stats& first) noexcept {
+    make_block(slot, first);
+  }
+  // A block of stats for the task, starting as `from`, published in its slot; null, and the
+  // slot 0 (the task no longer tracked), if there is no memory for it.
+  static task_stats* make_block(task_extra_slot& slot, const task_stats& from) noexcept {
+    try {
+      void* mem = allocate_cell(sizeof(task_stats), cell_block_alignment);
+      task_stats* s = ::new (mem) task_stats(from.timing_interval);
+      s->copy_counts(from);
+      slot.publish_own_block(s);
+      return s;
+    } catch (...) {
+      slot.store_relaxed(0);
+      return nullptr;
     }
   }
   // Returns the poll's start: never 0, since both clocks count from the machine's boot.
@@ -300,11 +485,13 @@ private:
     s.end_timed_poll(start, now);
     this_thread_poll_sampler.last_stamp = now;
   }
-#endif
 
   task_stats* stats_ = nullptr;
   task_stats* prev_ = nullptr;
-  std::uint64_t timed_start_ = 0; // 0: an untimed poll
+  std::uint64_t timed_start_ = 0;       // 0: an untimed poll
+  task_extra_slot* first_of_ = nullptr; // a lazy task's first poll, recorded in the scratch
+#endif
+  bool pending_ = false;
 };
 
 // Records what the task being polled on this thread waits on, if it is tracked.
