@@ -449,10 +449,15 @@ private:
   // own, published at once. A lazy word is never polled again: a first poll that leaves the
   // task pending replaces it with a block (or with 0 if none could be had), and one that
   // completes it is the last.
-  [[gnu::noinline]] static task_stats* first_poll_stats(task_extra_slot& slot, std::uint64_t w) noexcept {
+  [[gnu::always_inline]] static task_stats* first_poll_stats(task_extra_slot& slot,
+                                                             std::uint64_t w) noexcept {
     const std::uint32_t interval = task_extra_slot::lazy_interval(w);
-    if (this_thread_task_stats != scratch())
+    if (this_thread_task_stats != scratch()) [[likely]]
       return ::new (static_cast<void*>(this_thread_first_poll_scratch.bytes)) task_stats(interval);
+    return nested_first_poll_stats(slot, interval);
+  }
+  [[gnu::noinline]] static task_stats* nested_first_poll_stats(task_extra_slot& slot,
+                                                               std::uint32_t interval) noexcept {
     task_stats fresh(interval);
     return make_block(slot, fresh);
   }
