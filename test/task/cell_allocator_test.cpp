@@ -385,6 +385,8 @@ BOOST_FIXTURE_TEST_CASE(a_first_poll_that_leaves_the_task_pending_makes_its_stat
     BOOST_TEST(sd::identity_of(self).extra.in_cell() == nullptr);
     const sd::task_stats* s = slot::stats_of(after);
     BOOST_REQUIRE(s);
+    // Alone in its 64-byte line.
+    BOOST_TEST(reinterpret_cast<std::uintptr_t>(s) % sd::task_extra_slot::stats_line == 0u);
     BOOST_TEST(s->timing_interval == test_interval);
     BOOST_TEST(s->polls.load() == 1u);
     BOOST_TEST(s->stamp.load() != 0u);
@@ -404,8 +406,13 @@ BOOST_FIXTURE_TEST_CASE(a_first_poll_that_leaves_the_task_pending_makes_its_stat
     BOOST_TEST(t.join.raw().get()->state.load().is_complete());
     t.owned = {};
   } // the join handle goes: the cell and the stats block are freed
-  if (cell_cache_stats::enabled())
-    BOOST_TEST(cell_cache_stats::cached_on_this_thread(sizeof(sd::task_stats)) == 1u);
+  if (cell_cache_stats::enabled()) {
+    using layout = sd::cell<slot_watcher, queue_scheduler>::layout;
+    constexpr std::size_t block = sd::task_extra_slot::own_block_bytes;
+    const bool same_class = limits::class_size(layout::size) == limits::class_size(block);
+    BOOST_TEST(cached_blocks() == 2u); // the cell and the stats block
+    BOOST_TEST(cell_cache_stats::cached_on_this_thread(block) == (same_class ? 2u : 1u));
+  }
 }
 #endif
 
