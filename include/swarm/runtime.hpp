@@ -55,15 +55,15 @@ enum class runtime_flavor {
 // Tokio's Builder, with Tokio's defaults.
 struct runtime_options : scheduler_options {
   runtime_flavor flavor = runtime_flavor::multi_thread;
-  // Keep per-task poll counts and times for dump() (a larger cell per spawn, a few stores
-  // per poll). Ignored when built with SWARM_TASK_TRACKING=0.
+  // Keep per-task poll counts and times for dump() (a block of stats for each task its first
+  // poll leaves pending, a few stores per poll). Ignored when built with SWARM_TASK_TRACKING=0.
   bool track_tasks = false;
   // With track_tasks, one poll in this many on each thread is timed (two clock reads) and a
   // task's busy time is scaled from its timed polls; the others are counted, and their start
   // and end are an early bound. On the 2-vCPU VMs swarm is measured on, tracking costs 3-5 %
-  // of a 100 ns poll with 16 and more with 1, which times every poll; spawn-bound work up
-  // to 18 %, mostly for the tracked cell's extra cache line (doc/design.md "Task dump"). In
-  // [1, 1048576], else the constructor throws std::invalid_argument.
+  // of a 100 ns poll with 16 and more with 1, which times every poll; spawn-bound work 0-5 %
+  // (doc/design.md "Task dump"). In [1, 1048576], else the constructor throws
+  // std::invalid_argument.
   std::uint32_t poll_timing_interval = 16;
   // When dump()'s warnings fire.
   dump_options dump;
