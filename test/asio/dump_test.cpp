@@ -79,6 +79,14 @@ swarm::runtime_options tracked_options(int workers = 2) {
   return o;
 }
 
+// One worker, one poll in 1 000 timed: untimed polls are the rule, and a poll is timed only
+// where the sampler's rules (a thread's first, after a restart, nested) make it so.
+swarm::runtime_options rarely_timed_options() {
+  swarm::runtime_options o = tracked_options(1);
+  o.poll_timing_interval = 1000;
+  return o;
+}
+
 // Suspends on a timer that does not expire during the test (the runtime's shutdown
 // cancels it).
 swarm::coro<void> wait_long() {
@@ -278,8 +286,7 @@ BOOST_AUTO_TEST_CASE(sampled_poll_times_count_every_poll_and_time_one_in_the_int
 // An untimed poll starts from the thread's last stamp, which precedes it: a poll that
 // blocks its thread is seen as long while it runs, though its own time is not measured.
 BOOST_AUTO_TEST_CASE(an_untimed_poll_that_blocks_is_seen_as_long_while_it_runs, *needs_stats()) {
-  swarm::runtime_options o = tracked_options(1);
-  o.poll_timing_interval = 1000;
+  swarm::runtime_options o = rarely_timed_options();
   o.dump.long_poll = std::chrono::milliseconds(5);
   swarm::runtime rt(o);
   auto first = swarm::spawn(rt.get_executor(), wait_long()); // timed: the drive's first poll
@@ -327,9 +334,7 @@ BOOST_AUTO_TEST_CASE(an_untimed_poll_that_blocks_is_seen_as_long_while_it_runs, 
 // Whatever runs on the thread between two polls restarts the sampler: the poll after a
 // handler is timed, since the thread's last stamp no longer bounds its start.
 BOOST_AUTO_TEST_CASE(a_handler_between_two_polls_makes_the_next_one_timed, *needs_stats()) {
-  swarm::runtime_options o = tracked_options(1);
-  o.poll_timing_interval = 1000;
-  swarm::runtime rt(o);
+  swarm::runtime rt(rarely_timed_options());
   auto a = swarm::spawn(rt.get_executor(), wait_long());
   auto b = swarm::spawn(rt.get_executor(), wait_long());
   int ran = 0;
@@ -347,8 +352,7 @@ BOOST_AUTO_TEST_CASE(a_handler_between_two_polls_makes_the_next_one_timed, *need
 
 // The same for a task hook: user code that runs between two polls.
 BOOST_AUTO_TEST_CASE(a_task_hook_makes_the_next_poll_timed, *needs_stats()) {
-  swarm::runtime_options o = tracked_options(1);
-  o.poll_timing_interval = 1000;
+  swarm::runtime_options o = rarely_timed_options();
   int hooked = 0;
   o.on_before_task_poll = [&](const swarm::task_meta&) { ++hooked; };
   swarm::runtime rt(o);
@@ -366,8 +370,7 @@ BOOST_AUTO_TEST_CASE(a_task_hook_makes_the_next_poll_timed, *needs_stats()) {
 // awaits next is noted on it. All three polls are first polls: the outer one records in the
 // thread's scratch stats, so the inner ones take their stats blocks at once (tracking.hpp).
 BOOST_AUTO_TEST_CASE(a_nested_poll_is_timed_and_the_outer_task_keeps_its_stats, *needs_stats()) {
-  swarm::runtime_options o = tracked_options(1);
-  o.poll_timing_interval = 1000;
+  const swarm::runtime_options o = rarely_timed_options();
   swarm::runtime inner(o);
   auto i1 = swarm::spawn(inner.get_executor(), wait_long());
   auto i2 = swarm::spawn(inner.get_executor(), wait_long());
@@ -386,6 +389,7 @@ BOOST_AUTO_TEST_CASE(a_nested_poll_is_timed_and_the_outer_task_keeps_its_stats, 
   BOOST_TEST(find_task(di, i2.id())->timed_poll_count == 1u); // nested: not 1 of 1000
   auto d = find_task(outer.dump(), driver.id());
   BOOST_REQUIRE(d);
+  BOOST_TEST(d->poll_count == 1u); // not counted again by the polls nested in it
   BOOST_TEST(d->waiting_on == swarm::task_wait_kind::join);
   BOOST_TEST(d->wait_target == target_id);
 }
