@@ -283,8 +283,7 @@ raw_task_record read_task(detail::header* h) {
     r.tracked = true;
     r.polls = detail::task_extra_slot::lazy_polls(w);
     r.stamp = detail::task_extra_slot::lazy_stamp(w);
-  } else if (const detail::task_stats* s = detail::task_extra_slot::stats_of(w);
-             s && s->timing_interval != 0) {
+  } else if (const detail::task_stats* s = detail::task_extra_slot::stats_of(w); s && s->tracked()) {
     // Relaxed, as tracking.hpp says: each value is a statistic on its own.
     const detail::task_stats& st = *s;
     r.tracked = true;

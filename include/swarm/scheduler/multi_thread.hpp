@@ -136,7 +136,7 @@ public:
   // of theirs is timed (tracking.hpp, poll_sampler). Set before the first spawn (the runtime
   // does so at construction).
   bool track_tasks() const noexcept { return SWARM_TASK_TRACKING && timing_interval_ != 0; }
-  // What a tracked spawn puts in its task_extra: 0 when tasks are not tracked.
+  // What a tracked spawn puts in its task's stats (task_extra_slot): 0 when tasks are not tracked.
   std::uint32_t task_timing_interval() const noexcept { return track_tasks() ? timing_interval_ : 0; }
   void set_track_tasks(bool on, std::uint32_t timing_interval) noexcept {
     timing_interval_ = on ? timing_interval : 0;

@@ -232,8 +232,8 @@ struct cell_layout {
   // less than glibc's memalign per task (doc/design.md "Performance work").
   static constexpr std::size_t alignment = std::max({cell_block_alignment, alignof(S), alignof(stage<F>)});
   static constexpr std::size_t size = round_up(trailer_offset + sizeof(trailer), alignment);
-  // A named or tracked task's task_extra follows the trailer in the same block: a spawn
-  // draws one block from the cache, not two, and the stats sit next to the cell's tail. It
+  // A named task's task_extra follows the trailer in the same block: a spawn draws one
+  // block from the cache, not two, and the stats sit next to the cell's tail. It
   // starts where the trailer ends, not at `size`, so that it may use the untracked cell's
   // rounding (a cell of swarm::coro: 248 + 72 bytes, 320 in all, one size class up).
   static constexpr std::size_t extra_offset = round_up(trailer_offset + sizeof(trailer), alignof(task_extra));

@@ -113,6 +113,9 @@ struct task_stats {
 
   static constexpr std::uint64_t in_poll_bit = 1;
   static constexpr unsigned wait_kind_shift = 56;
+
+  // Whether the other fields are kept (an untracked named task's stats stay 0).
+  bool tracked() const noexcept { return timing_interval != 0; }
   static constexpr std::uint64_t wait_target_mask = (std::uint64_t(1) << wait_kind_shift) - 1;
 
   [[gnu::always_inline]] void begin_poll(std::uint64_t start) noexcept {
@@ -206,14 +209,6 @@ struct task_extra {
   task_stats stats;
 #endif
   task_name name;
-
-  bool tracked() const noexcept {
-#if SWARM_TASK_TRACKING
-    return stats.timing_interval != 0;
-#else
-    return false;
-#endif
-  }
 };
 
 #if SWARM_TASK_TRACKING
@@ -400,7 +395,7 @@ public:
       poll_sampler::restart(); // neither named nor tracked: the common case first
     } else if (!task_extra_slot::is_lazy(w)) {
       task_stats& s = *task_extra_slot::block_stats_of(w);
-      if (s.timing_interval != 0)
+      if (s.tracked())
         begin(s);
       else
         poll_sampler::restart(); // named, not tracked
@@ -436,7 +431,7 @@ public:
     this_thread_task_stats = prev_;
     if (first_of_) {
       if (pending_)
-        keep_first_poll(*first_of_, *stats_);
+        make_block(*first_of_, *stats_);
       else // it completed the task: its end is all there is to keep
         first_of_->store_relaxed(
             (stats_->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
@@ -484,12 +479,9 @@ private:
     task_stats fresh(interval);
     return make_block(slot, fresh);
   }
-  [[gnu::noinline]] static void keep_first_poll(task_extra_slot& slot, const task_stats& first) noexcept {
-    make_block(slot, first);
-  }
   // A block of stats for the task, starting as `from`, published in its slot; null, and the
   // slot 0 (the task no longer tracked), if there is no memory for it.
-  static task_stats* make_block(task_extra_slot& slot, const task_stats& from) noexcept {
+  [[gnu::noinline]] static task_stats* make_block(task_extra_slot& slot, const task_stats& from) noexcept {
     try {
       task_stats* s = task_extra_slot::make_own_block(from.timing_interval);
       s->copy_counts(from);
