@@ -381,24 +381,22 @@ inline thread_local first_poll_scratch this_thread_first_poll_scratch;
 // this_thread_task_stats for the poll, puts back what was there when the poll ends, and
 // records the poll; for any other it reads no clock and restarts the thread's sampler.
 //
-// Inlined into every poll, so the untimed path is kept short: it counts the poll and writes
-// the stamp twice, from the thread's last stamp (36 instructions a poll under Cachegrind,
-// 10 for an untracked task); the timed path, one poll in the interval, is out of line, and so
-// is the making of a lazy task's stats block (task_extra_slot) when its first poll leaves it
-// pending: the poll's caller says so with pending().
+// Inlined into every poll, so the common tracked poll (untimed, not nested, not a first
+// poll) is kept short: one test sends every other case down the rare path, and it counts
+// the poll and writes the stamp twice, from the thread's last stamp. The rare path's ends
+// are out of line: a timed poll (one in the interval), a nested one, the poll of a task
+// whose interval is 1 or that is named but untracked, and a lazy task's first poll, whose
+// end makes the task's stats block (task_extra_slot) if the poll leaves it pending: the
+// poll's caller says so with pending().
 class poll_tracking_scope {
 public:
   [[gnu::always_inline]] explicit poll_tracking_scope(task_extra_slot& slot) noexcept {
 #if SWARM_TASK_TRACKING
     const std::uint64_t w = slot.load_relaxed();
-    if (w == 0) {
+    if (w == 0) [[likely]] {
       poll_sampler::restart(); // neither named nor tracked: the common case first
     } else if (!task_extra_slot::is_lazy(w)) {
-      task_stats& s = *task_extra_slot::block_stats_of(w);
-      if (s.tracked())
-        begin(s);
-      else
-        poll_sampler::restart(); // named, not tracked
+      begin(*task_extra_slot::block_stats_of(w));
     } else {
       task_stats* s = first_poll_stats(slot, w);
       if (!s) [[unlikely]] {
@@ -408,6 +406,7 @@ public:
       begin(*s);
       if (s == scratch()) {
         first_of_ = &slot;
+        stats_ |= rare_tag;
         slot.store_relaxed((s->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
                            task_extra_slot::lazy_bit | task_extra_slot::in_poll_bit |
                            task_extra_slot::polled_bit);
@@ -419,24 +418,16 @@ public:
   }
   [[gnu::always_inline]] ~poll_tracking_scope() {
 #if SWARM_TASK_TRACKING
-    if (!stats_)
+    if (stats_ == 0)
       return;
-    if (timed_start_ != 0) [[unlikely]] {
-      end_timed(*stats_, timed_start_);
-    } else {
-      // The thread's last stamp again: a nested timed poll may have moved it, still no later
-      // than now.
-      stats_->end_poll(this_thread_poll_sampler.last_stamp);
+    if (stats_ & rare_tag) [[unlikely]] {
+      end_rare(*reinterpret_cast<task_stats*>(stats_ & ~rare_tag), prev_, timed_start_, first_of_, pending_);
+      return;
     }
-    this_thread_task_stats = prev_;
-    if (first_of_) {
-      if (pending_)
-        make_block(*first_of_, *stats_);
-      else // it completed the task: its end is all there is to keep
-        first_of_->store_relaxed(
-            (stats_->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
-            task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
-    }
+    // The thread's last stamp again: a poll nested in this one (timed) may have moved it,
+    // still no later than now.
+    reinterpret_cast<task_stats*>(stats_)->end_poll(this_thread_poll_sampler.last_stamp);
+    this_thread_task_stats = nullptr; // what begin() found there
 #endif
   }
   poll_tracking_scope(const poll_tracking_scope&) = delete;
@@ -447,17 +438,26 @@ public:
 
 private:
 #if SWARM_TASK_TRACKING
+  // timing_interval 0 (a named task that is not tracked) and 1 (every poll timed) share the
+  // common path's one test with the sampler's countdown and nesting.
   [[gnu::always_inline]] void begin(task_stats& s) noexcept {
-    stats_ = &s;
-    prev_ = std::exchange(this_thread_task_stats, stats_);
     poll_sampler& ps = this_thread_poll_sampler;
     const std::uint32_t left = ps.untimed_left;
-    if ((left == 0) | (prev_ != nullptr) | (stats_->timing_interval == 1)) [[unlikely]] {
-      timed_start_ = begin_timed(*stats_, stats_->timing_interval);
+    task_stats* const prev = this_thread_task_stats;
+    if ((left == 0) | (prev != nullptr) | (s.timing_interval <= 1)) [[unlikely]] {
+      if (!s.tracked()) {
+        poll_sampler::restart();
+        return;
+      }
+      stats_ = reinterpret_cast<std::uintptr_t>(&s) | rare_tag;
+      timed_start_ = begin_timed(s, s.timing_interval);
     } else {
+      stats_ = reinterpret_cast<std::uintptr_t>(&s);
       ps.untimed_left = left - 1;
-      stats_->begin_poll(ps.last_stamp);
+      s.begin_poll(ps.last_stamp);
     }
+    prev_ = prev;
+    this_thread_task_stats = &s;
   }
   static task_stats* scratch() noexcept {
     return std::launder(reinterpret_cast<task_stats*>(this_thread_first_poll_scratch.bytes));
@@ -499,14 +499,34 @@ private:
     s.begin_poll(start);
     return start;
   }
-  [[gnu::noinline]] static void end_timed(task_stats& s, std::uint64_t start) noexcept {
-    const std::uint64_t now = stamp_now();
-    s.end_timed_poll(start, now);
-    this_thread_poll_sampler.last_stamp = now;
+  // The end of a poll that took the rare path: timed (timed_start != 0) or not, nested
+  // (prev), a lazy task's first (first_of).
+  [[gnu::noinline]] static void end_rare(task_stats& s, task_stats* prev, std::uint64_t timed_start,
+                                         task_extra_slot* first_of, bool pending) noexcept {
+    if (timed_start != 0) {
+      const std::uint64_t now = stamp_now();
+      s.end_timed_poll(timed_start, now);
+      this_thread_poll_sampler.last_stamp = now;
+    } else {
+      // The thread's last stamp again: a nested timed poll may have moved it, still no later
+      // than now.
+      s.end_poll(this_thread_poll_sampler.last_stamp);
+    }
+    this_thread_task_stats = prev;
+    if (!first_of)
+      return;
+    if (pending)
+      make_block(*first_of, s);
+    else // it completed the task: its end is all there is to keep
+      first_of->store_relaxed((s.stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
+                              task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
   }
 
-  task_stats* stats_ = nullptr;
-  task_stats* prev_ = nullptr;
+  // The poll's stats (task_stats are 8-aligned), rare_tag set if its end goes through
+  // end_rare; 0 for an untracked poll, which writes nothing else here.
+  static constexpr std::uintptr_t rare_tag = 1;
+  std::uintptr_t stats_ = 0;
+  task_stats* prev_ = nullptr;          // this_thread_task_stats before the poll (rare path)
   std::uint64_t timed_start_ = 0;       // 0: an untimed poll
   task_extra_slot* first_of_ = nullptr; // a lazy task's first poll, recorded in the scratch
 #endif
