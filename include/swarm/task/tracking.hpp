@@ -522,9 +522,10 @@ private:
                               task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
   }
 
-  // The poll's stats (task_stats are 8-aligned), rare_tag set if its end goes through
-  // end_rare; 0 for an untracked poll, which writes nothing else here.
+  // The poll's stats, rare_tag set if its end goes through end_rare; 0 for an untracked
+  // poll. A lazy word always has a nonzero interval, so a first poll's stats are set.
   static constexpr std::uintptr_t rare_tag = 1;
+  static_assert(alignof(task_stats) > rare_tag);
   std::uintptr_t stats_ = 0;
   task_stats* prev_ = nullptr;          // this_thread_task_stats before the poll (rare path)
   std::uint64_t timed_start_ = 0;       // 0: an untimed poll
