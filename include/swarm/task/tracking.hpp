@@ -381,13 +381,14 @@ inline thread_local first_poll_scratch this_thread_first_poll_scratch;
 // this_thread_task_stats for the poll, puts back what was there when the poll ends, and
 // records the poll; for any other it reads no clock and restarts the thread's sampler.
 //
-// Inlined into every poll, so the common tracked poll (untimed, not nested, not a first
-// poll) is kept short: one test sends every other case down the rare path, and it counts
-// the poll and writes the stamp twice, from the thread's last stamp. The rare path's ends
-// are out of line: a timed poll (one in the interval), a nested one, the poll of a task
-// whose interval is 1 or that is named but untracked, and a lazy task's first poll, whose
-// end makes the task's stats block (task_extra_slot) if the poll leaves it pending: the
-// poll's caller says so with pending().
+// Inlined into every poll, so the common tracked poll (untimed, not nested) is kept short:
+// one test sends every other case down the rare path, and it counts the poll and writes the
+// stamp twice, from the thread's last stamp. The rare path's end is out of line: a timed
+// poll (one in the interval), a nested one, the poll of a task whose interval is 1 or that is
+// named but untracked. A lazy task's first poll (most tasks of spawn-bound programs have no
+// other) ends inline unless timed or nested: it makes the task's stats block
+// (task_extra_slot) if the poll leaves the task pending, which the poll's caller says with
+// pending().
 class poll_tracking_scope {
 public:
   [[gnu::always_inline]] explicit poll_tracking_scope(task_extra_slot& slot) noexcept {
@@ -406,7 +407,6 @@ public:
       begin(*s);
       if (s == scratch()) {
         first_of_ = &slot;
-        stats_ |= rare_tag;
         slot.store_relaxed((s->stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
                            task_extra_slot::lazy_bit | task_extra_slot::in_poll_bit |
                            task_extra_slot::polled_bit);
@@ -424,10 +424,13 @@ public:
       end_rare(*reinterpret_cast<task_stats*>(stats_ & ~rare_tag), prev_, timed_start_, first_of_, pending_);
       return;
     }
+    task_stats& s = *reinterpret_cast<task_stats*>(stats_);
     // The thread's last stamp again: a poll nested in this one (timed) may have moved it,
     // still no later than now.
-    reinterpret_cast<task_stats*>(stats_)->end_poll(this_thread_poll_sampler.last_stamp);
+    s.end_poll(this_thread_poll_sampler.last_stamp);
     this_thread_task_stats = nullptr; // what begin() found there
+    if (first_of_)
+      end_first_poll(*first_of_, s, pending_);
 #endif
   }
   poll_tracking_scope(const poll_tracking_scope&) = delete;
@@ -500,7 +503,7 @@ private:
     return start;
   }
   // The end of a poll that took the rare path: timed (timed_start != 0) or not, nested
-  // (prev), a lazy task's first (first_of).
+  // (prev), and maybe a lazy task's first (first_of).
   [[gnu::noinline]] static void end_rare(task_stats& s, task_stats* prev, std::uint64_t timed_start,
                                          task_extra_slot* first_of, bool pending) noexcept {
     if (timed_start != 0) {
@@ -513,17 +516,20 @@ private:
       s.end_poll(this_thread_poll_sampler.last_stamp);
     }
     this_thread_task_stats = prev;
-    if (!first_of)
-      return;
+    if (first_of)
+      end_first_poll(*first_of, s, pending);
+  }
+  [[gnu::always_inline]] static void end_first_poll(task_extra_slot& slot, task_stats& s,
+                                                    bool pending) noexcept {
     if (pending)
-      make_block(*first_of, s);
+      make_block(slot, s);
     else // it completed the task: its end is all there is to keep
-      first_of->store_relaxed((s.stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
-                              task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
+      slot.store_relaxed((s.stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
+                         task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
   }
 
   // The poll's stats, rare_tag set if its end goes through end_rare; 0 for an untracked
-  // poll. A lazy word always has a nonzero interval, so a first poll's stats are set.
+  // poll.
   static constexpr std::uintptr_t rare_tag = 1;
   static_assert(alignof(task_stats) > rare_tag);
   std::uintptr_t stats_ = 0;
