@@ -504,11 +504,12 @@ struct worker_loop {
   bool transition_to_parked(core* c) {
     if (has_tasks(c))
       return false;
-    const bool last = h.idle_.transition_worker_to_parked(cx.index, c->is_searching);
+    const bool nobody_searches = h.idle_.transition_worker_to_parked(cx.index, c->is_searching);
     c->is_searching = false;
-    // The last searcher re-checks every queue before it sleeps: work may have arrived
-    // while it searched, with nobody left to notice.
-    if (last)
+    // With nobody left searching, this worker re-checks every queue before it sleeps: work
+    // may have arrived while it searched, or a searcher's notification may have come just
+    // before this worker could be woken (idle.hpp).
+    if (nobody_searches)
       h.notify_if_work_pending();
     return true;
   }

@@ -56,13 +56,18 @@ public:
     return idx;
   }
 
-  // Returns true if the worker was the last searcher.
+  // Returns true if nobody searches once this worker is parked: the caller must then look
+  // at the queues before it sleeps. If it was the last searcher, work may have come in
+  // while it searched. If it was not searching, the last searcher may have found work and
+  // notified before this worker was a sleeper, with nobody to wake (worker_to_notify), and
+  // left part of that work in its own queue; a searcher still counted here notifies later
+  // and then finds this worker among the sleepers (the same lock, the same seq_cst order).
   bool transition_worker_to_parked(std::size_t idx, bool is_searching) {
     std::lock_guard lock(mutex_);
     const std::size_t dec = one_unparked | (is_searching ? 1 : 0);
     const std::size_t prev = state_.fetch_sub(dec, std::memory_order_seq_cst);
     sleepers_.push_back(idx);
-    return is_searching && searching(prev) == 1;
+    return searching(prev) == (is_searching ? 1u : 0u);
   }
 
   // Removes `idx` from the sleepers if it is there (it woke by itself with work).
