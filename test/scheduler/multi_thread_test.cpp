@@ -1046,6 +1046,89 @@ BOOST_AUTO_TEST_CASE(the_lifo_slot_is_not_stolen_while_its_worker_blocks) {
   BOOST_TEST(eventually([&] { return ran->load(); }));
 }
 
+// The interleaving of idle_test's parking_when_nobody_searches_must_look_at_the_queues,
+// played on a runtime: worker A searches, held in its unpark hook; worker B finishes a task,
+// cannot search beside A, and is held in its park hook before it becomes a sleeper. Two tasks
+// come in; A takes both from the global queue (one to run, one onto its own queue) and, as
+// the last searcher, finds nobody to notify. The first task waits for the second, so only B
+// can run it: B must look at the queues when it parks with nobody searching (without that
+// look it sleeps and the first task gives up after wait_bound).
+BOOST_AUTO_TEST_CASE(a_worker_parking_as_the_searcher_takes_a_batch_still_finds_the_batch) {
+  struct steps {
+    std::atomic<int> parks{0};
+    std::atomic<bool> hold_unpark{false};
+    std::atomic<int> unparks_held_or_passed{0};
+    std::atomic<std::thread::id> a_thread{};
+    std::atomic<bool> a_held{false}, a_release{false};
+    std::atomic<std::thread::id> b_thread{};
+    std::atomic<bool> hold_park{false}, b_held{false}, b_release{false};
+  };
+  auto st = std::make_shared<steps>();
+  scheduler_options o;
+  o.on_thread_park = [st] {
+    st->parks.fetch_add(1);
+    if (!st->hold_park.load() || std::this_thread::get_id() != st->b_thread.load() ||
+        st->b_held.exchange(true))
+      return;
+    spin_until([&] { return st->b_release.load(); });
+  };
+  o.on_thread_unpark = [st] {
+    // The second unpark once armed: the worker that the first one's search woke.
+    if (!st->hold_unpark.load() || st->unparks_held_or_passed.fetch_add(1) != 1)
+      return;
+    st->a_thread.store(std::this_thread::get_id());
+    st->a_held.store(true);
+    spin_until([&] { return st->a_release.load(); });
+  };
+  mt2 rt(o);
+  struct release_all {
+    std::shared_ptr<steps> st;
+    ~release_all() {
+      st->a_release.store(true);
+      st->b_release.store(true);
+    }
+  } guard{st};
+  BOOST_REQUIRE(eventually([&] { return st->parks.load() >= 2; })); // both asleep
+  std::this_thread::sleep_for(20ms);
+  st->hold_unpark.store(true);
+
+  // B runs x; starting it, the last searcher, B wakes A, which is held searching.
+  auto x_release = std::make_shared<std::atomic<bool>>(false);
+  auto x = rt.spawn(poll_fn<bool>([st, x_release](poll_context&) -> std::optional<bool> {
+    st->b_thread.store(std::this_thread::get_id());
+    return spin_until([&] { return x_release->load(); });
+  }));
+  BOOST_REQUIRE(eventually([&] { return st->a_held.load() && st->b_thread.load() != std::thread::id{}; }));
+  BOOST_REQUIRE(st->a_thread.load() != st->b_thread.load());
+
+  // B ends x and goes to park without searching (A searches), held before it is a sleeper.
+  st->hold_park.store(true);
+  x_release->store(true);
+  BOOST_REQUIRE(eventually([&] { return st->b_held.load(); }));
+  BOOST_REQUIRE(join_value(x).value_or(false));
+
+  // Two tasks from outside, nobody woken (A searches); A takes both, runs the first.
+  auto second_ran = std::make_shared<std::atomic<bool>>(false);
+  auto first_started = std::make_shared<std::atomic<bool>>(false);
+  auto first = rt.spawn(poll_fn<bool>([first_started, second_ran](poll_context&) -> std::optional<bool> {
+    first_started->store(true);
+    return spin_until([&] { return second_ran->load(); });
+  }));
+  auto second =
+      rt.spawn(poll_fn<std::thread::id>([second_ran](poll_context&) -> std::optional<std::thread::id> {
+        second_ran->store(true);
+        return std::this_thread::get_id();
+      }));
+  st->a_release.store(true);
+  BOOST_REQUIRE(eventually([&] { return first_started->load(); }));
+
+  // B parks with nobody searching: it looks, finds the second task on A's queue, runs it.
+  st->b_release.store(true);
+  BOOST_TEST(join_value(first).value_or(false));
+  const std::optional<std::thread::id> second_on = join_value(second);
+  BOOST_TEST((second_on && *second_on == st->b_thread.load())); // B ran it, not A after the first
+}
+
 // blocking (rt_threaded): four tasks block inside block_in_place on a barrier the test thread
 // completes only after 1000 other tasks ran: every worker was handed to a new thread.
 using bip_flavours = boost::mpl::list<mt2, mt4>;
