@@ -113,10 +113,10 @@ struct task_stats {
 
   static constexpr std::uint64_t in_poll_bit = 1;
   static constexpr unsigned wait_kind_shift = 56;
+  static constexpr std::uint64_t wait_target_mask = (std::uint64_t(1) << wait_kind_shift) - 1;
 
   // Whether the other fields are kept (an untracked named task's stats stay 0).
   bool tracked() const noexcept { return timing_interval != 0; }
-  static constexpr std::uint64_t wait_target_mask = (std::uint64_t(1) << wait_kind_shift) - 1;
 
   [[gnu::always_inline]] void begin_poll(std::uint64_t start) noexcept {
     stamp.store(start | in_poll_bit, std::memory_order_relaxed);
@@ -425,12 +425,8 @@ public:
       return;
     }
     task_stats& s = *reinterpret_cast<task_stats*>(stats_);
-    // The thread's last stamp again: a poll nested in this one (timed) may have moved it,
-    // still no later than now.
-    s.end_poll(this_thread_poll_sampler.last_stamp);
-    this_thread_task_stats = nullptr; // what begin() found there
-    if (first_of_)
-      end_first_poll(*first_of_, s, pending_);
+    end_untimed_poll(s);
+    end_poll_of(s, nullptr, first_of_, pending_); // nullptr: what begin() found there
 #endif
   }
   poll_tracking_scope(const poll_tracking_scope&) = delete;
@@ -511,21 +507,27 @@ private:
       s.end_timed_poll(timed_start, now);
       this_thread_poll_sampler.last_stamp = now;
     } else {
-      // The thread's last stamp again: a nested timed poll may have moved it, still no later
-      // than now.
-      s.end_poll(this_thread_poll_sampler.last_stamp);
+      end_untimed_poll(s);
     }
-    this_thread_task_stats = prev;
-    if (first_of)
-      end_first_poll(*first_of, s, pending);
+    end_poll_of(s, prev, first_of, pending);
   }
-  [[gnu::always_inline]] static void end_first_poll(task_extra_slot& slot, task_stats& s,
-                                                    bool pending) noexcept {
+  // An untimed poll ends at the thread's last stamp again: a timed poll nested in it may have
+  // moved that stamp, still no later than now.
+  [[gnu::always_inline]] static void end_untimed_poll(task_stats& s) noexcept {
+    s.end_poll(this_thread_poll_sampler.last_stamp);
+  }
+  // What every poll's end does last: puts back the thread's current stats and, for a lazy
+  // task's first poll, keeps what the scratch recorded.
+  [[gnu::always_inline]] static void end_poll_of(task_stats& s, task_stats* prev, task_extra_slot* first_of,
+                                                 bool pending) noexcept {
+    this_thread_task_stats = prev;
+    if (!first_of)
+      return;
     if (pending)
-      make_block(slot, s);
+      make_block(*first_of, s);
     else // it completed the task: its end is all there is to keep
-      slot.store_relaxed((s.stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
-                         task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
+      first_of->store_relaxed((s.stamp.load(std::memory_order_relaxed) & ~task_extra_slot::tag_mask) |
+                              task_extra_slot::lazy_bit | task_extra_slot::polled_bit);
   }
 
   // The poll's stats, rare_tag set if its end goes through end_rare; 0 for an untracked
